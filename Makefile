@@ -1,0 +1,40 @@
+# Set-up, tests, demo and benchmarks. Everything runs inside $(VENV), created on first use.
+PYTHON ?= python3
+VENV ?= .venv
+TORCH_VERSION ?= 2.13.0
+MAX_JOBS ?= $(shell nproc 2>/dev/null || echo 2)
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip
+STAMP := $(VENV)/.deps-torch-$(TORCH_VERSION)
+NATIVE_SOURCES := $(shell find csrc tools -type f) setup.py
+
+.PHONY: install build test test-all demo bench clean
+
+install: build
+
+# Python deps once per torch version (torch first and pinned: an unpinned torch pulls GBs of CUDA wheels).
+$(STAMP):
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PIP) install -q --upgrade pip setuptools wheel
+	$(PIP) install -q "torch==$(TORCH_VERSION)"
+	$(PIP) install -q pybind11 ninja numpy
+	touch $@
+
+# Editable install: the extension is (re)built in place by ninja, incrementally, when csrc/ changes.
+$(VENV)/.built: $(STAMP) $(NATIVE_SOURCES)
+	MAX_JOBS=$(MAX_JOBS) $(PIP) install -q --no-build-isolation -e ".[test]"
+	touch $@
+
+build: $(VENV)/.built
+
+test: build
+	$(PY) -m pytest -q tests
+
+demo: build
+	$(PY) -m actormimic_fast.demo
+
+bench: build
+	$(PY) -m pytest -q benchmarks --benchmark-only --benchmark-columns=min,median,mean,rounds
+
+clean:
+	rm -rf build actormimic_fast/*.so $(VENV)/.built

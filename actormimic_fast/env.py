@@ -1,0 +1,219 @@
+"""Python face of the C++ multi-game ALE pool (csrc/env/multi_game_env_pool.h).
+
+    pool = MultiGameEnvPool(["pong", "breakout"], envs_per_game=2)
+    obs = pool.reset().obs                      # [4, 4, 84, 84] uint8
+    out = pool.step(actions)                    # actions: [num_envs] ints in the full 18-action set
+
+Actions index the full Atari set for every game; ``pool.action_masks[g]`` marks game g's legal ones and
+``pool.game_ids[env]`` gives each env's game. Episodes reset automatically on the step after they end
+("next-step" autoreset): that step ignores its action and returns the new episode's first observation
+with ``episode_start`` set and reward 0.
+
+Returned arrays are read-only views of the pool's own buffers: valid until the next call that writes
+them (step/reset for per-env outputs, recv for batches). Copy what must outlive that.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Sequence
+
+import numpy as np
+
+from . import _C
+from .games import NUM_ACTIONS, canonical_name, rom_path
+
+_FIELDS = ("obs", "reward", "terminated", "truncated", "life_loss", "episode_start", "episode_return",
+           "episode_length", "lives", "env_id", "game_id")
+
+
+@dataclass(frozen=True)
+class PoolStep:
+    """One reset/step/recv result; every field has one row per env (or per batch entry)."""
+
+    obs: np.ndarray             # uint8 [n, stack, 84, 84], oldest frame first
+    reward: np.ndarray          # float32 [n], raw (unclipped)
+    terminated: np.ndarray      # bool [n], real game over
+    truncated: np.ndarray       # bool [n], episode frame cap reached
+    life_loss: np.ndarray       # bool [n], a life was lost this step (not a termination)
+    episode_start: np.ndarray   # bool [n], obs starts a new episode (after a reset)
+    episode_return: np.ndarray  # float32 [n], return of the episode that just ended (where it ended)
+    episode_length: np.ndarray  # int32 [n], agent steps of that episode (where it ended)
+    lives: np.ndarray           # int32 [n]
+    env_id: np.ndarray          # int32 [n]
+    game_id: np.ndarray         # int32 [n]
+
+    @property
+    def done(self) -> np.ndarray:
+        return self.terminated | self.truncated
+
+
+def _read_only(arrays: dict) -> PoolStep:
+    for a in arrays.values():
+        a.flags.writeable = False
+    return PoolStep(**{k: arrays[k] for k in _FIELDS})
+
+
+def _check_int(name: str, value, low: int, high: int | None = None) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise TypeError(f"{name} must be an int, got {value!r} of type {type(value).__name__}")
+    if value < low or (high is not None and value > high):
+        bound = f">= {low}" if high is None else f"in [{low}, {high}]"
+        raise ValueError(f"{name} must be {bound}, got {value}")
+    return int(value)
+
+
+def _actions_array(actions, expected: int, name: str = "actions") -> np.ndarray:
+    arr = np.asarray(actions)
+    if arr.dtype == np.bool_ or not np.issubdtype(arr.dtype, np.integer):
+        raise TypeError(f"{name} must be an integer array, got dtype {arr.dtype}")
+    if arr.shape != (expected,):
+        raise ValueError(f"{name} must have shape ({expected},), got {arr.shape}")
+    return np.ascontiguousarray(arr, dtype=np.int64)
+
+
+class MultiGameEnvPool:
+    """Many Atari envs of different games stepped by C++ worker threads, with DQN preprocessing in C++.
+
+    Args:
+        games: game names (ale-py ROM ids, e.g. "space_invaders"); env i plays games[i // envs_per_game].
+        envs_per_game: copies of each game.
+        num_threads: worker threads (default: all cores, at most one per env).
+        batch_size: envs returned by each recv() in async mode (default: all envs).
+        seed: fixes every env's ALE RNG and no-ops; an env's streams depend on (seed, game, copy index)
+            only, never on the thread count or on the other games in the pool.
+        frame_skip: emulator frames per agent step; the observation is the max of the last two.
+        stack: frames per observation; frames before an episode's first are zero.
+        noop_max: a reset plays uniform{1..noop_max} NOOP frames (0 disables).
+        fire_reset: press FIRE for one agent step after the no-ops, in games where FIRE is legal.
+        repeat_action_probability: ALE sticky actions (0 as in the paper).
+        max_episode_frames: emulator frames before an episode is truncated (0: no cap).
+        invalid_action: "error" (default) raises for an action outside the game's legal set; "noop"
+            plays NOOP instead.
+    """
+
+    def __init__(self, games: Sequence[str], envs_per_game: int = 1, num_threads: int | None = None,
+                 batch_size: int | None = None, seed: int = 0, frame_skip: int = 4, stack: int = 4,
+                 noop_max: int = 30, fire_reset: bool = False, repeat_action_probability: float = 0.0,
+                 max_episode_frames: int = 108_000, invalid_action: str = "error"):
+        if isinstance(games, str):
+            games = [games]
+        games = [canonical_name(g) for g in games]
+        if not games:
+            raise ValueError("games must name at least one game, got []")
+        if len(set(games)) != len(games):
+            raise ValueError(f"games must not repeat (use envs_per_game for copies), got {games}")
+        roms = [(g, rom_path(g)) for g in games]
+        envs_per_game = _check_int("envs_per_game", envs_per_game, 1)
+        num_envs = len(games) * envs_per_game
+        if num_threads is None:
+            num_threads = os.cpu_count() or 1
+        num_threads = min(_check_int("num_threads", num_threads, 1), num_envs)
+        batch_size = num_envs if batch_size is None else _check_int("batch_size", batch_size, 1, num_envs)
+        if invalid_action not in ("error", "noop"):
+            raise ValueError(f"invalid_action must be 'error' or 'noop', got {invalid_action!r}")
+        if not isinstance(repeat_action_probability, (int, float)) or not 0 <= repeat_action_probability <= 1:
+            raise ValueError(f"repeat_action_probability must be in [0, 1], got {repeat_action_probability!r}")
+
+        config = _C.EnvConfig()
+        config.frame_skip = _check_int("frame_skip", frame_skip, 1)
+        config.stack = _check_int("stack", stack, 1)
+        config.noop_max = _check_int("noop_max", noop_max, 0)
+        config.fire_reset = bool(fire_reset)
+        config.repeat_action_probability = float(repeat_action_probability)
+        config.max_episode_frames = _check_int("max_episode_frames", max_episode_frames, 0)
+        seed = _check_int("seed", seed, 0, 2**64 - 1)
+
+        self.games = tuple(games)
+        self.envs_per_game = envs_per_game
+        self._pool = _C.MultiGameEnvPool(roms, envs_per_game, num_threads, batch_size, seed, config,
+                                         invalid_action == "noop")
+        self._env_outputs = _read_only(self._pool.env_outputs())
+        self._batch_outputs = _read_only(self._pool.batch_outputs())
+        self.action_masks: np.ndarray = self._pool.action_masks      # bool [num_games, 18]
+        self.game_ids: np.ndarray = self._pool.game_ids              # int32 [num_envs]
+        self.action_masks.flags.writeable = False
+        self.game_ids.flags.writeable = False
+
+    # -- sizes -------------------------------------------------------------------------------------
+    @property
+    def num_envs(self) -> int:
+        return self._pool.num_envs
+
+    @property
+    def num_games(self) -> int:
+        return self._pool.num_games
+
+    @property
+    def num_threads(self) -> int:
+        return self._pool.num_threads
+
+    @property
+    def batch_size(self) -> int:
+        return self._pool.batch_size
+
+    @property
+    def num_actions(self) -> int:
+        return NUM_ACTIONS
+
+    @property
+    def env_action_masks(self) -> np.ndarray:
+        """bool [num_envs, 18]: the legal actions of each env's game."""
+        return self.action_masks[self.game_ids]
+
+    def legal_actions(self, game: int | str) -> np.ndarray:
+        """The legal actions (full-set indices) of a game given by index or name."""
+        index = self.games.index(canonical_name(game)) if isinstance(game, str) else int(game)
+        return np.flatnonzero(self.action_masks[index])
+
+    # -- synchronous -------------------------------------------------------------------------------
+    def reset(self) -> PoolStep:
+        """Reset every env; returns per-env outputs (episode_start all True)."""
+        self._pool.reset()
+        return self._env_outputs
+
+    def step(self, actions) -> PoolStep:
+        """Step every env with actions[env] (full 18-action indices); returns per-env outputs."""
+        self._pool.step(_actions_array(actions, self.num_envs))
+        return self._env_outputs
+
+    # -- asynchronous (EnvPool style) ----------------------------------------------------------------
+    def async_reset(self) -> None:
+        """Queue a reset of every env; collect the results with recv()."""
+        self._pool.async_reset()
+
+    def send(self, actions, env_ids) -> None:
+        """Queue actions[i] for env env_ids[i] (each env at most once until recv() returns it)."""
+        ids = np.asarray(env_ids)
+        if ids.dtype == np.bool_ or not np.issubdtype(ids.dtype, np.integer) or ids.ndim != 1:
+            raise TypeError(f"env_ids must be a 1-D integer array, got dtype {ids.dtype} shape {ids.shape}")
+        actions = _actions_array(actions, ids.shape[0])
+        if ids.size and (ids.min() < 0 or ids.max() >= self.num_envs):
+            bad = ids[(ids < 0) | (ids >= self.num_envs)][0]
+            raise IndexError(f"env_ids: env id {bad} is out of range [0, {self.num_envs})")
+        self._pool.send(actions, np.ascontiguousarray(ids, dtype=np.int32))
+
+    def recv(self) -> PoolStep:
+        """Wait for the first batch_size finished envs; rows are in finishing order, env_id says whose."""
+        self._pool.recv()
+        return self._batch_outputs
+
+    # -- lifetime ----------------------------------------------------------------------------------
+    def close(self) -> None:
+        """Stop the worker threads; any later call raises RuntimeError."""
+        self._pool.close()
+
+    @property
+    def closed(self) -> bool:
+        return self._pool.closed
+
+    def __enter__(self) -> "MultiGameEnvPool":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return (f"MultiGameEnvPool(games={list(self.games)}, envs_per_game={self.envs_per_game}, "
+                f"num_threads={self.num_threads}, batch_size={self.batch_size})")

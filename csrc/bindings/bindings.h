@@ -1,0 +1,10 @@
+// One bind_* function per component; module.cpp calls each once to build actormimic_fast._C.
+#pragma once
+
+#include <pybind11/pybind11.h>
+
+namespace actormimic_fast::bindings {
+
+void bind_env(pybind11::module_& m);
+
+}  // namespace actormimic_fast::bindings

@@ -1,0 +1,123 @@
+// MultiGameEnvPool: many preprocessed ALE envs, of any mix of games, stepped by worker threads.
+//
+// Data flow: the caller writes one action per env and pushes env ids into `tasks_`; a worker pops an
+// id, steps (or resets) that env, which writes straight into the env's row of the per-env outputs
+// (`env_outputs()`), then pushes the id into `done_`. step()/reset() wait for every env and return the
+// per-env rows; send()/recv() are the asynchronous pair (EnvPool style): recv() waits for the first
+// `batch_size` finished envs and gathers their rows, in finishing order, into `batch_outputs()`.
+//
+// Concurrency contract:
+//  - Public methods are serialized by `api_mutex_`; call them from any thread (the GIL is released).
+//  - An env id is in flight from send() until recv() returns it; while in flight only its worker
+//    touches the env and its output row, and sending to it again is an error. The queue handoff
+//    (mutex) orders the caller's action write before the worker's read, and the worker's output writes
+//    before the caller's read in recv().
+//  - Capacity invariant: each env id is in at most one queue at a time, so queues never hold more
+//    than num_envs ids.
+//  - Workers never let an exception escape: the first one is stored and rethrown on the caller's
+//    thread by the step()/recv() that collects that env; the pool is then closed. recv() refuses to
+//    wait when fewer than batch_size envs are in flight, so it cannot hang.
+//  - The destructor (and close()) closes both queues, which wakes and ends every worker, then joins.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <exception>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "env/action_queue.h"
+#include "env/frame_ops.h"
+#include "env/preprocessed_env.h"
+#include "env/types.h"
+
+namespace actormimic_fast::env {
+
+/// Output arrays with one row per env (per-env outputs) or per batch entry (batch outputs).
+struct PoolOutputs {
+  explicit PoolOutputs(int rows, int stack);
+  int rows;
+  std::vector<uint8_t> obs;  // [rows, stack, 84, 84]
+  std::vector<float> reward;
+  std::unique_ptr<bool[]> terminated, truncated, life_loss, episode_start;
+  std::vector<float> episode_return;
+  std::vector<int32_t> episode_length, lives, env_id, game_id;
+  EnvSlot slot(int row, int stack);
+};
+
+class MultiGameEnvPool {
+ public:
+  struct Game {
+    std::string name;
+    std::string rom_path;
+  };
+
+  /// Builds games.size() * envs_per_game envs (env i plays game i / envs_per_game), loading ROMs on
+  /// the worker threads; throws std::invalid_argument for bad sizes, std::runtime_error for bad ROMs.
+  MultiGameEnvPool(const std::vector<Game>& games, int envs_per_game, int num_threads, int batch_size,
+                   uint64_t seed, const EnvConfig& config, bool invalid_action_to_noop);
+  ~MultiGameEnvPool();
+  MultiGameEnvPool(const MultiGameEnvPool&) = delete;
+  MultiGameEnvPool& operator=(const MultiGameEnvPool&) = delete;
+
+  /// Resets every env and waits; results are in env_outputs().
+  void reset();
+  /// Steps every env with actions[env] (full 18-action indices) and waits; results in env_outputs().
+  void step(const int64_t* actions);
+  /// Queues a reset of every env without waiting; collect the results with recv().
+  void async_reset();
+  /// Queues actions[i] for env_ids[i] without waiting.
+  void send(const int64_t* actions, const int32_t* env_ids, int count);
+  /// Waits for the first batch_size finished envs; their rows land in batch_outputs(), in finishing order.
+  void recv();
+  /// Stops the workers; later calls throw std::runtime_error.
+  void close();
+
+  int num_envs() const { return static_cast<int>(envs_.size()); }
+  int num_games() const { return static_cast<int>(games_.size()); }
+  int num_threads() const { return static_cast<int>(workers_.size()); }
+  int batch_size() const { return batch_size_; }
+  int stack() const { return config_.stack; }
+  bool closed() const { return closed_; }
+  const std::vector<Game>& games() const { return games_; }
+  /// [num_games, 18] legal-action mask, row-major.
+  const std::vector<uint8_t>& action_masks() const { return action_masks_; }
+  /// env -> game index.
+  const std::vector<int32_t>& game_ids() const { return game_ids_; }
+  PoolOutputs& env_outputs() { return env_outputs_; }
+  PoolOutputs& batch_outputs() { return batch_outputs_; }
+
+ private:
+  void worker_loop();
+  void check_open() const;
+  void dispatch(const std::vector<int>& env_ids);
+  void collect(std::size_t count, int* env_ids_out);
+  int checked_action(int env, int64_t action) const;
+
+  std::vector<Game> games_;
+  EnvConfig config_;
+  int batch_size_;
+  bool invalid_action_to_noop_;
+  AreaResizer resizer_;
+  std::vector<std::unique_ptr<PreprocessedEnv>> envs_;
+  std::vector<int32_t> game_ids_;
+  std::vector<uint8_t> action_masks_;
+
+  std::vector<int> actions_;           // written by the caller before an env is queued
+  std::vector<uint8_t> reset_next_;    // 1: the queued task is a reset, not a step
+  std::vector<uint8_t> in_flight_;     // caller-side bookkeeping, guarded by api_mutex_
+  int num_in_flight_ = 0;
+  PoolOutputs env_outputs_, batch_outputs_;
+  std::vector<int> scratch_ids_;
+
+  ActionQueue tasks_, done_;
+  std::vector<std::thread> workers_;
+  std::mutex api_mutex_, error_mutex_;
+  std::exception_ptr error_;
+  std::atomic<bool> closed_{false};
+};
+
+}  // namespace actormimic_fast::env

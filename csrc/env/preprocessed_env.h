@@ -1,0 +1,68 @@
+// One ALE emulator plus the standard DQN preprocessing, stepped by exactly one thread at a time.
+//
+// Matches gymnasium's AtariPreprocessing (frame_skip, max over the last two frames, grayscale,
+// INTER_AREA resize) followed by a zero-padded frame stack, including its behaviour when an episode
+// ends inside a frame skip (the max then uses the previous step's buffer, as gymnasium and the
+// baselines wrappers do). Episodes reset on the step after they end ("next-step" autoreset, as in
+// EnvPool, ale-py's vector env and gymnasium's default): that step ignores its action and reports
+// the reset observation with episode_start set.
+//
+// Concurrency: not thread-safe; the pool guarantees one owner thread per step. The AreaResizer it
+// references is shared and immutable.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "env/frame_ops.h"
+#include "env/types.h"
+
+namespace ale {
+class ALEInterface;
+}
+
+namespace actormimic_fast::env {
+
+class PreprocessedEnv {
+ public:
+  /// Loads the ROM (throws std::runtime_error when ALE rejects it). seed fixes ALE's RNG and the no-ops.
+  PreprocessedEnv(const std::string& rom_path, const EnvConfig& config, uint64_t seed,
+                  const AreaResizer& resizer);
+  ~PreprocessedEnv();
+  PreprocessedEnv(const PreprocessedEnv&) = delete;
+  PreprocessedEnv& operator=(const PreprocessedEnv&) = delete;
+
+  /// Starts a new episode and writes its first observation into slot.
+  void reset(const EnvSlot& slot);
+  /// Plays action (an index into the full 18-action set) for one agent step, or resets when the
+  /// previous step ended the episode.
+  void step(int action, const EnvSlot& slot);
+
+  /// The game's minimal action set, as indices into the full 18-action set.
+  const std::vector<int>& minimal_actions() const { return minimal_actions_; }
+
+ private:
+  void start_episode();
+  void write_observation(const EnvSlot& slot, bool new_episode);
+  void grab_grayscale(uint8_t* out);
+
+  EnvConfig config_;
+  const AreaResizer& resizer_;
+  std::unique_ptr<ale::ALEInterface> ale_;
+  std::mt19937_64 rng_;
+  GrayscaleTable gray_table_{};
+  std::vector<int> minimal_actions_;
+  bool fire_legal_ = false;
+
+  // gymnasium's obs_buffer[0] (latest frame, then the max) and obs_buffer[1] (second-to-last frame).
+  std::vector<uint8_t> latest_, previous_;
+  bool needs_reset_ = true;
+  float episode_return_ = 0.0f;
+  int32_t episode_length_ = 0;
+  int lives_ = 0;
+};
+
+}  // namespace actormimic_fast::env

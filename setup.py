@@ -1,0 +1,91 @@
+"""Build actormimic_fast._C: the multi-game ALE engine, the replay memory and the fused ops.
+
+Install with `pip install --no-build-isolation .` into an environment that already has torch.
+C++ is always built; CUDA sources (csrc/**/cuda/*.cu) only when torch was built with CUDA and nvcc is
+found (or FORCE_CUDA=1). ALE's emulator core is compiled from the pinned ale-py source release
+(tools/ale_source.py) with hidden symbol visibility, so it cannot clash with ale-py's own copy.
+Environment: ACTORMIMIC_ALE_SOURCE (offline ALE source), FORCE_CUDA, TORCH_CUDA_ARCH_LIST,
+ACTORMIMIC_DEBUG=1 (-O0 -g), ACTORMIMIC_TSAN=1 (ThreadSanitizer build), MAX_JOBS (parallel compiles).
+"""
+
+import os
+import sys
+from pathlib import Path
+
+from setuptools import find_packages, setup
+
+ROOT = Path(__file__).parent.resolve()
+sys.path.insert(0, str(ROOT / "tools"))
+import ale_source  # noqa: E402
+
+from torch.utils import cpp_extension  # noqa: E402
+
+
+def relative(paths):
+    return [os.path.relpath(p, ROOT) for p in paths]
+
+
+def use_cuda():
+    if os.environ.get("FORCE_CUDA") == "1":
+        return True
+    import torch
+    return torch.version.cuda is not None and cpp_extension.CUDA_HOME is not None
+
+
+def extension():
+    ale_source.check_zlib()
+    cache = ROOT / "build" / "_deps"
+    ale_root = ale_source.ale_source_root(cache)
+    generated = ale_source.write_version_header(ale_root, cache / "generated")
+
+    own_cpp = sorted((ROOT / "csrc").rglob("*.cpp"))
+    own_cu = sorted((ROOT / "csrc").rglob("cuda/*.cu"))
+    sources = relative(own_cpp + ale_source.ale_core_sources(ale_root))
+
+    debug = os.environ.get("ACTORMIMIC_DEBUG") == "1"
+    tsan = os.environ.get("ACTORMIMIC_TSAN") == "1"
+    # -ffp-contract=off keeps the area resize bit-identical to OpenCV's (no fused multiply-add).
+    cxx = ["-std=c++20", "-fvisibility=hidden", "-fvisibility-inlines-hidden", "-ffp-contract=off",
+           "-O0" if debug else "-O3", "-g" if debug or tsan else "-g0"]
+    link = ["-lz", "-Wl,--exclude-libs,ALL"]
+    if tsan:
+        cxx += ["-fsanitize=thread"]
+        link += ["-fsanitize=thread"]
+    kwargs = dict(
+        name="actormimic_fast._C",
+        sources=sources,
+        include_dirs=[str(ROOT / "csrc"), str(ale_root / "src"), str(ale_root / "src" / "ale"), str(generated)],
+        extra_compile_args={"cxx": cxx},
+        extra_link_args=link,
+    )
+    if use_cuda() and own_cu:
+        print(f"actormimic_fast: building CPU + CUDA ({len(own_cu)} .cu files)")
+        kwargs["sources"] += relative(own_cu)
+        kwargs["extra_compile_args"]["nvcc"] = ["-O3", "-lineinfo"]
+        kwargs["define_macros"] = [("ACTORMIMIC_WITH_CUDA", "1")]
+        return cpp_extension.CUDAExtension(**kwargs)
+    print("actormimic_fast: building CPU only (no CUDA torch or no nvcc)")
+    return cpp_extension.CppExtension(**kwargs)
+
+
+setup(
+    name="actormimic_fast",
+    version="0.1.0",
+    description="Fast multitask and transfer RL on Atari: a multi-game C++ ALE pool, a frame-once replay "
+                "memory and fused Actor-Mimic ops",
+    packages=find_packages(include=["actormimic_fast", "actormimic_fast.*"]),
+    python_requires=">=3.10",
+    install_requires=[
+        "torch>=2.4",
+        f"ale-py=={ale_source.ALE_PY_VERSION}",
+        "numpy>=1.24",
+        "gymnasium>=1.0",
+    ],
+    extras_require={
+        "test": ["pytest>=8", "pytest-benchmark>=4", "hypothesis>=6", "opencv-python-headless>=4.8",
+                 "pillow>=10"],
+    },
+    ext_modules=[extension()],
+    cmdclass={"build_ext": cpp_extension.BuildExtension.with_options(use_ninja=True)},
+    zip_safe=False,
+)
