@@ -91,12 +91,14 @@ class MultiGameEnvPool:
         max_episode_frames: emulator frames before an episode is truncated (0: no cap).
         invalid_action: "error" (default) raises for an action outside the game's legal set; "noop"
             plays NOOP instead.
+        roms: optional {game: path} of ROM files to use instead of the ones in the ale-py wheel.
     """
 
     def __init__(self, games: Sequence[str], envs_per_game: int = 1, num_threads: int | None = None,
                  batch_size: int | None = None, seed: int = 0, frame_skip: int = 4, stack: int = 4,
                  noop_max: int = 30, fire_reset: bool = False, repeat_action_probability: float = 0.0,
-                 max_episode_frames: int = 108_000, invalid_action: str = "error"):
+                 max_episode_frames: int = 108_000, invalid_action: str = "error",
+                 roms: dict[str, str] | None = None):
         if isinstance(games, str):
             games = [games]
         games = [canonical_name(g) for g in games]
@@ -104,7 +106,12 @@ class MultiGameEnvPool:
             raise ValueError("games must name at least one game, got []")
         if len(set(games)) != len(games):
             raise ValueError(f"games must not repeat (use envs_per_game for copies), got {games}")
-        roms = [(g, rom_path(g)) for g in games]
+        roms = roms or {}
+        unknown = set(map(canonical_name, roms)) - set(games)
+        if unknown:
+            raise ValueError(f"roms names games that are not in games: {sorted(unknown)}")
+        roms = {canonical_name(g): str(path) for g, path in roms.items()}
+        roms = [(g, roms[g] if g in roms else rom_path(g)) for g in games]
         envs_per_game = _check_int("envs_per_game", envs_per_game, 1)
         num_envs = len(games) * envs_per_game
         if num_threads is None:

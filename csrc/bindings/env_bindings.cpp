@@ -113,6 +113,18 @@ void bind_env(py::module_& m) {
         return outputs_dict(pool.batch_outputs(), pool.stack(), self);
       });
 
+  m.def(
+      "area_resize",
+      [](py::array_t<uint8_t, py::array::c_style> src, int height, int width) {
+        if (src.ndim() != 2) throw std::invalid_argument("src must be a 2-D uint8 array");
+        const env::AreaResizer resizer(static_cast<int>(src.shape(0)), static_cast<int>(src.shape(1)), height, width);
+        py::array_t<uint8_t> dst({height, width});
+        resizer.resize(src.data(), dst.mutable_data());
+        return dst;
+      },
+      py::arg("src"), py::arg("height"), py::arg("width"),
+      "OpenCV-exact INTER_AREA downscale of one uint8 channel (the pool's resize, exposed for tests).");
+
   m.def("raw_emulator_frames_per_second", &env::raw_emulator_frames_per_second, py::arg("rom_path"),
         py::arg("num_threads"), py::arg("frames_per_thread"), py::arg("frame_skip") = 4, py::arg("seed") = 0,
         py::call_guard<py::gil_scoped_release>());

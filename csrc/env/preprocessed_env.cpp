@@ -6,6 +6,7 @@
 
 #include "ale/ale_interface.hpp"
 #include "ale/common/ColourPalette.hpp"
+#include "version.hpp"
 
 namespace actormimic_fast::env {
 
@@ -32,6 +33,11 @@ PreprocessedEnv::PreprocessedEnv(const std::string& rom_path, const EnvConfig& c
       rng_(seed),
       latest_(kScreenHeight * kScreenWidth, 0),
       previous_(kScreenHeight * kScreenWidth, 0) {
+  // ALE calls std::exit() on a missing or unrecognised ROM; refuse those here so they raise instead.
+  // isSupportedROM throws for a missing file and requires a checksum ALE knows.
+  if (!ale::ALEInterface::isSupportedROM(rom_path)) {
+    throw std::runtime_error("its MD5 checksum is not one of the ROMs that ALE " ALE_VERSION " supports");
+  }
   ale_->setInt("random_seed", static_cast<int>(seed & 0x7fffffff));
   ale_->setFloat("repeat_action_probability", config.repeat_action_probability);
   ale_->setInt("max_num_frames_per_episode", config.max_episode_frames);
