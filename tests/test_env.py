@@ -44,6 +44,19 @@ def test_pixel_exact_against_gymnasium_reference(game, steps):
     np.testing.assert_array_equal(ours["episode_start"][:, 0], ref["episode_start"])
 
 
+@pytest.mark.parametrize("simd", [False, True], ids=["portable", "avx2"])
+def test_pixel_exact_on_both_frame_op_paths(simd):
+    from actormimic_fast import _C
+    if simd and not _C.simd_enabled():
+        pytest.skip("no AVX2 on this CPU")
+    before = _C.simd_enabled()
+    _C.set_simd_enabled(simd)
+    try:
+        test_pixel_exact_against_gymnasium_reference("breakout", 200)
+    finally:
+        _C.set_simd_enabled(before)
+
+
 def test_episode_end_and_autoreset_match_reference():
     # Breakout under random play loses all lives well within 400 steps: covers the terminal frame
     # (max-pool with the previous step's buffer) and the next-step reset.

@@ -1,9 +1,10 @@
 // Frame operations of the DQN preprocessing, on single 8-bit frames.
 //
-// Data flow per agent step (see preprocessed_env.h): ALE palette indices -> grayscale (lookup table
-// taken from ALE's own palette) -> max over the last two raw frames -> area resize 210x160 -> 84x84.
-// All functions are pure and thread-safe; AreaResizer is immutable after construction and may be
-// shared by every env of a pool.
+// Data flow per agent step (see preprocessed_env.h): ALE palette indices of the last two frames ->
+// grayscale through ALE's own palette -> max of the two -> area resize 210x160 -> 84x84. The last three
+// are fused into one pass (AreaResizer::resize_frames) so each source pixel is read once.
+// All functions are pure and thread-safe; AreaResizer is immutable after construction and is shared
+// by every env of a pool.
 #pragma once
 
 #include <array>
@@ -22,22 +23,37 @@ void to_grayscale(const uint8_t* screen, const GrayscaleTable& table, uint8_t* o
 /// a[i] = max(a[i], b[i]).
 void max_inplace(uint8_t* a, const uint8_t* b, std::size_t n);
 
+/// out[i] = max(table[a[i]], table[b[i]]): grayscale and max-pool of two frames in one pass.
+void grayscale_max(const uint8_t* a, const uint8_t* b, const GrayscaleTable& table, uint8_t* out, std::size_t n);
+
+/// Whether the AVX2 kernels are in use (chosen at load time from the CPU; ACTORMIMIC_NO_AVX2=1 turns
+/// them off). Both paths give identical results; tests run each.
+bool simd_enabled();
+void set_simd_enabled(bool enabled);
+
 /// Area-interpolation resize of one uint8 channel, bit-identical to OpenCV's cv::resize(INTER_AREA)
 /// for downscaling by non-integer factors (the 210x160 -> 84x84 case).
 ///
-/// OpenCV computes, per destination row, float row sums over each source row's horizontal taps and
-/// then a float weighted sum over the source rows, rounding half to even. This class precomputes the
-/// same tap tables (in double, stored as float) and performs the same float operations in the same
-/// order, so no pixel differs. Each source row's horizontal pass is done once and reused by the (at
-/// most two) destination rows it overlaps.
+/// OpenCV computes, per source row, float sums over each destination column's horizontal taps, then
+/// per destination row a float weighted sum of those row sums in increasing source-row order, and
+/// rounds half to even. This class precomputes the same tap tables (in double, stored as float) and
+/// performs the same float operations in the same order (no fused multiply-add), so no pixel differs.
+/// For speed the horizontal pass runs on blocks of kBlock source rows at once, one SIMD lane per row:
+/// lanes never mix, so each lane's arithmetic is exactly the scalar one.
 class AreaResizer {
  public:
   static constexpr int kMaxWidth = 512;
+  static constexpr int kBlock = 8;
 
   AreaResizer(int src_height, int src_width, int dst_height, int dst_width);
 
-  /// Resize src [src_height x src_width] into dst [dst_height x dst_width]; thread-safe.
+  /// Resize src [src_height x src_width] into dst [dst_height x dst_width].
   void resize(const uint8_t* src, uint8_t* dst) const;
+
+  /// The preprocessing of one observation: gray_out = max(table[latest], table[previous]) (previous
+  /// may be null: gray_out = table[latest]), then dst = resize(gray_out).
+  void resize_frames(const uint8_t* latest, const uint8_t* previous, const GrayscaleTable& table,
+                     uint8_t* gray_out, uint8_t* dst) const;
 
   int src_height() const { return src_height_; }
   int src_width() const { return src_width_; }
@@ -52,13 +68,22 @@ class AreaResizer {
   };
   static std::vector<Tap> area_taps(int src_size, int dst_size);
 
+  void resize_portable(const uint8_t* src, uint8_t* dst) const;
+  void resize_avx2(const uint8_t* src, uint8_t* dst) const;  // frame_ops_avx2.cpp
+
   int src_height_, src_width_, dst_height_, dst_width_;
-  // Horizontal taps laid out as kMaxTaps per destination column, padded with zero weights
-  // (x + s*0 == x exactly, so padding does not change any sum).
+  int padded_width_;  // dst_width_ rounded up to kBlock; the extra columns have only zero-weight taps
+  // Horizontal taps, taps_per_column_ per destination column, padded with zero weights
+  // (x + s*0 == x exactly for the non-negative sums here, so padding changes no sum).
   int taps_per_column_ = 0;
   std::vector<int> column_src_;
   std::vector<float> column_weight_;
   std::vector<Tap> row_taps_;  // sorted by source row, then destination row
 };
+
+namespace detail {
+void grayscale_max_avx2(const uint8_t* a, const uint8_t* b, const GrayscaleTable& table, uint8_t* out,
+                        std::size_t n);  // frame_ops_avx2.cpp
+}  // namespace detail
 
 }  // namespace actormimic_fast::env

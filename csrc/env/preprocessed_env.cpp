@@ -31,8 +31,8 @@ PreprocessedEnv::PreprocessedEnv(const std::string& rom_path, const EnvConfig& c
       resizer_(resizer),
       ale_(std::make_unique<ale::ALEInterface>()),
       rng_(seed),
-      latest_(kScreenHeight * kScreenWidth, 0),
-      previous_(kScreenHeight * kScreenWidth, 0) {
+      latest_gray_(kScreenHeight * kScreenWidth, 0),
+      previous_screen_(kScreenHeight * kScreenWidth, 0) {
   // ALE calls std::exit() on a missing or unrecognised ROM; refuse those here so they raise instead.
   // isSupportedROM throws for a missing file and requires a checksum ALE knows.
   if (!ale::ALEInterface::isSupportedROM(rom_path)) {
@@ -54,9 +54,7 @@ PreprocessedEnv::PreprocessedEnv(const std::string& rom_path, const EnvConfig& c
 
 PreprocessedEnv::~PreprocessedEnv() = default;
 
-void PreprocessedEnv::grab_grayscale(uint8_t* out) {
-  to_grayscale(ale_->getScreen().getArray(), gray_table_, out, latest_.size());
-}
+const uint8_t* PreprocessedEnv::screen() const { return ale_->getScreen().getArray(); }
 
 void PreprocessedEnv::start_episode() {
   ale_->reset_game();
@@ -74,25 +72,21 @@ void PreprocessedEnv::start_episode() {
   lives_ = ale_->lives();
   episode_return_ = 0.0f;
   episode_length_ = 0;
-  grab_grayscale(latest_.data());
-  std::fill(previous_.begin(), previous_.end(), 0);
+  previous_is_zero_ = true;
   needs_reset_ = false;
 }
 
-void PreprocessedEnv::write_observation(const EnvSlot& slot, bool new_episode) {
-  if (config_.frame_skip > 1) max_inplace(latest_.data(), previous_.data(), latest_.size());
-  uint8_t* newest = slot.obs + static_cast<std::size_t>(config_.stack - 1) * kFramePixels;
-  if (new_episode) {
-    std::memset(slot.obs, 0, static_cast<std::size_t>(config_.stack - 1) * kFramePixels);
-  } else {
-    std::memmove(slot.obs, slot.obs + kFramePixels, static_cast<std::size_t>(config_.stack - 1) * kFramePixels);
-  }
-  resizer_.resize(latest_.data(), newest);
+// Moves the stack one frame older (or zeroes it for a new episode); returns where the newest goes.
+uint8_t* PreprocessedEnv::shift_stack(const EnvSlot& slot, bool new_episode) {
+  const std::size_t older = static_cast<std::size_t>(config_.stack - 1) * kFramePixels;
+  if (new_episode) std::memset(slot.obs, 0, older);
+  else std::memmove(slot.obs, slot.obs + kFramePixels, older);
+  return slot.obs + older;
 }
 
 void PreprocessedEnv::reset(const EnvSlot& slot) {
   start_episode();
-  write_observation(slot, true);
+  resizer_.resize_frames(screen(), nullptr, gray_table_, latest_gray_.data(), shift_stack(slot, true));
   *slot.reward = 0.0f;
   *slot.terminated = false;
   *slot.truncated = false;
@@ -107,19 +101,37 @@ void PreprocessedEnv::step(int action, const EnvSlot& slot) {
     return;
   }
   const auto ale_action = static_cast<ale::Action>(action);
+  const int skip = config_.frame_skip;
   float reward = 0.0f;
   bool terminated = false, truncated = false;
-  for (int t = 0; t < config_.frame_skip; ++t) {
+  int t = 0;
+  for (; t < skip; ++t) {
     reward += static_cast<float>(ale_->act(ale_action));
     terminated = ale_->game_over(/*with_truncation=*/false);
     truncated = ale_->game_truncated();
     if (terminated || truncated) break;
     // Only the last two frames feed the max-pool; fetching the others would waste time.
-    if (t == config_.frame_skip - 2) grab_grayscale(previous_.data());
-    else if (t == config_.frame_skip - 1) grab_grayscale(latest_.data());
+    if (t == skip - 2) {
+      std::memcpy(previous_screen_.data(), screen(), previous_screen_.size());
+      previous_is_zero_ = false;
+    }
+  }
+  uint8_t* newest = shift_stack(slot, false);
+  const bool pool_two = skip > 1 && !previous_is_zero_;
+  if (t == skip) {  // the common case: the last frame is on screen now
+    resizer_.resize_frames(screen(), pool_two ? previous_screen_.data() : nullptr, gray_table_,
+                           latest_gray_.data(), newest);
+  } else {
+    // Ended inside the frame skip: like gymnasium, the max uses the previous observation's frame and
+    // whatever obs_buffer[1] holds now.
+    if (pool_two) {
+      std::vector<uint8_t> previous_gray(previous_screen_.size());
+      to_grayscale(previous_screen_.data(), gray_table_, previous_gray.data(), previous_gray.size());
+      max_inplace(latest_gray_.data(), previous_gray.data(), latest_gray_.size());
+    }
+    resizer_.resize(latest_gray_.data(), newest);
   }
   const int lives = ale_->lives();
-  write_observation(slot, false);
   episode_return_ += reward;
   episode_length_ += 1;
   *slot.reward = reward;

@@ -46,8 +46,8 @@ class PreprocessedEnv {
 
  private:
   void start_episode();
-  void write_observation(const EnvSlot& slot, bool new_episode);
-  void grab_grayscale(uint8_t* out);
+  uint8_t* shift_stack(const EnvSlot& slot, bool new_episode);
+  const uint8_t* screen() const;
 
   EnvConfig config_;
   const AreaResizer& resizer_;
@@ -57,8 +57,11 @@ class PreprocessedEnv {
   std::vector<int> minimal_actions_;
   bool fire_legal_ = false;
 
-  // gymnasium's obs_buffer[0] (latest frame, then the max) and obs_buffer[1] (second-to-last frame).
-  std::vector<uint8_t> latest_, previous_;
+  // gymnasium's obs_buffer[0] (the last observation's max-pooled grayscale frame) and obs_buffer[1]
+  // (the frame grabbed at t = frame_skip - 2), the latter kept as palette indices: copying indices is
+  // cheaper than converting them, and the fused pass converts both frames at once.
+  std::vector<uint8_t> latest_gray_, previous_screen_;
+  bool previous_is_zero_ = true;  // obs_buffer[1] is zero-filled after a reset
   bool needs_reset_ = true;
   float episode_return_ = 0.0f;
   int32_t episode_length_ = 0;

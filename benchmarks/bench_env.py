@@ -1,0 +1,193 @@
+"""Engine throughput: this pool vs the raw emulator ceiling, ale-py's AtariVectorEnv and gymnasium's
+AsyncVectorEnv, same settings (frame skip 4 with max-pool, grayscale, 84x84 area resize, stack 4,
+no-op starts, random legal actions), same run. Rates are emulator frames/s (agent steps x 4).
+
+    make bench            # or: python -m pytest benchmarks/bench_env.py --benchmark-only
+Sizes scale with ACTORMIMIC_BENCH_SCALE (default 1.0).
+"""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pytest
+
+from actormimic_fast import PAPER_MULTITASK_GAMES, MultiGameEnvPool, _C
+from actormimic_fast.games import rom_path
+
+from conftest import register_ratio
+
+SCALE = float(os.environ.get("ACTORMIMIC_BENCH_SCALE", "1.0"))
+CORES = os.cpu_count() or 1
+FRAME_SKIP = 4
+STEPS = max(50, int(400 * SCALE))  # agent steps per env per round
+ROUNDS = 3
+
+register_ratio("mix: pool sync (2/game) / raw ceiling", "pool_sync_mix_2", "raw_ceiling_mix", 0.85)
+register_ratio("mix: pool async (2/game) / raw ceiling", "pool_async_mix_2", "raw_ceiling_mix", 0.85)
+register_ratio("mix: pool async (2/game) / ale-py 8 pools", "pool_async_mix_2", "alepy_mix_2", 1.6)
+register_ratio("mix: pool async (2/game) / gymnasium AsyncVectorEnv", "pool_async_mix_2", "gymnasium_async_mix_1", 3.0)
+register_ratio("mix: ale-py 8 pools / raw ceiling", "alepy_mix_2", "raw_ceiling_mix", None)
+register_ratio("pong: pool sync (16) / raw ceiling", "pool_sync_pong_16", "raw_ceiling_pong", 0.85)
+register_ratio("pong: pool async (16) / raw ceiling", "pool_async_pong_16", "raw_ceiling_pong", 0.85)
+register_ratio("pong: ale-py async (16) / raw ceiling", "alepy_async_pong_16", "raw_ceiling_pong", None)
+
+
+def random_actions(masks: np.ndarray, steps: int, seed: int = 0) -> np.ndarray:
+    """[steps, len(masks)] random legal actions (full-set indices) per env."""
+    rng = np.random.default_rng(seed)
+    return np.stack([rng.choice(np.flatnonzero(m), size=steps) for m in masks], axis=1).astype(np.int64)
+
+
+def record(benchmark, rates, key, frames):
+    rates[key] = frames / benchmark.stats.stats.median
+    benchmark.extra_info["frames_per_second"] = rates[key]
+
+
+# -- the raw ceiling ---------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("game", PAPER_MULTITASK_GAMES)
+def test_raw_emulator_ceiling(benchmark, rates, game):
+    frames = max(2000, int(16000 * SCALE))
+    fps = benchmark.pedantic(_C.raw_emulator_frames_per_second, args=(rom_path(game), CORES, frames, FRAME_SKIP),
+                             rounds=ROUNDS, iterations=1)
+    assert fps > 0
+    record(benchmark, rates, f"raw_ceiling_{game}", frames * CORES)
+    if all(f"raw_ceiling_{g}" in rates for g in PAPER_MULTITASK_GAMES):
+        # Equal frames per game: the mix's rate is the harmonic mean of the per-game rates.
+        rates["raw_ceiling_mix"] = len(PAPER_MULTITASK_GAMES) / sum(
+            1 / rates[f"raw_ceiling_{g}"] for g in PAPER_MULTITASK_GAMES)
+
+
+# -- this pool ---------------------------------------------------------------------------------------
+
+def run_sync(pool: MultiGameEnvPool, actions: np.ndarray) -> int:
+    pool.reset()
+    for a in actions:
+        out = pool.step(a)
+    assert out.obs.shape == (pool.num_envs, 4, 84, 84) and out.obs[:, -1].any()
+    return len(actions)
+
+
+def run_async(pool: MultiGameEnvPool, actions: np.ndarray) -> int:
+    """Keep every env busy: each recv'd batch is immediately sent its next actions."""
+    steps_done = np.zeros(pool.num_envs, np.int64)
+    pool.async_reset()
+    total = 0
+    target = len(actions) * pool.num_envs
+    in_flight = pool.num_envs
+    while total < target:
+        out = pool.recv()
+        ids = out.env_id.copy()
+        in_flight -= len(ids)
+        total += len(ids)
+        pool.send(actions[steps_done[ids] % len(actions), ids], ids)
+        steps_done[ids] += 1
+        in_flight += len(ids)
+    while in_flight >= pool.batch_size:  # drain so the pool can be reused
+        pool.recv()
+        in_flight -= pool.batch_size
+    assert out.obs[:, -1].any()
+    return total // pool.num_envs
+
+
+POOL_CASES = [
+    ("mix_1", PAPER_MULTITASK_GAMES, 1),
+    ("mix_2", PAPER_MULTITASK_GAMES, 2),
+    ("pong_8", ("pong",), 8),
+    ("pong_16", ("pong",), 16),
+]
+
+
+@pytest.mark.parametrize("name,games,per_game", POOL_CASES, ids=[c[0] for c in POOL_CASES])
+def test_pool_sync(benchmark, rates, name, games, per_game):
+    with MultiGameEnvPool(games, envs_per_game=per_game, num_threads=CORES) as pool:
+        actions = random_actions(pool.env_action_masks, STEPS)
+        benchmark.pedantic(run_sync, args=(pool, actions), rounds=ROUNDS, iterations=1, warmup_rounds=1)
+        record(benchmark, rates, f"pool_sync_{name}", STEPS * pool.num_envs * FRAME_SKIP)
+
+
+@pytest.mark.parametrize("name,games,per_game", POOL_CASES, ids=[c[0] for c in POOL_CASES])
+def test_pool_async(benchmark, rates, name, games, per_game):
+    num_envs = len(games) * per_game
+    with MultiGameEnvPool(games, envs_per_game=per_game, num_threads=CORES,
+                          batch_size=max(1, num_envs // 2)) as pool:
+        actions = random_actions(pool.env_action_masks, STEPS)
+        benchmark.pedantic(run_async, args=(pool, actions), rounds=ROUNDS, iterations=1, warmup_rounds=1)
+        record(benchmark, rates, f"pool_async_{name}", STEPS * pool.num_envs * FRAME_SKIP)
+
+
+# -- peers -------------------------------------------------------------------------------------------
+
+def alepy_vector_env(game: str, num_envs: int, **kwargs):
+    from ale_py.vector_env import AtariVectorEnv
+    return AtariVectorEnv(game, num_envs, full_action_space=True, frameskip=FRAME_SKIP, stack_num=4,
+                          img_height=84, img_width=84, grayscale=True, maxpool=True, noop_max=30,
+                          reward_clipping=False, use_fire_reset=False, repeat_action_probability=0.0, **kwargs)
+
+
+def test_alepy_mix_eight_pools(benchmark, rates):
+    """ale-py takes one game per pool: 8 pools, send to all, then receive from all."""
+    per_game = 2
+    pools = [alepy_vector_env(g, per_game, num_threads=1) for g in PAPER_MULTITASK_GAMES]
+    probe = MultiGameEnvPool(PAPER_MULTITASK_GAMES, envs_per_game=per_game)
+    actions = random_actions(probe.env_action_masks, STEPS)
+    probe.close()
+
+    def run():
+        for p in pools:
+            p.reset(seed=0)
+        for a in actions:
+            for g, p in enumerate(pools):
+                p.send(a[g * per_game:(g + 1) * per_game])
+            for p in pools:
+                obs = p.recv()[0]
+        assert obs.shape == (per_game, 4, 84, 84)
+
+    benchmark.pedantic(run, rounds=ROUNDS, iterations=1, warmup_rounds=1)
+    record(benchmark, rates, "alepy_mix_2", STEPS * per_game * len(pools) * FRAME_SKIP)
+    for p in pools:
+        p.close()
+
+
+def test_alepy_async_pong(benchmark, rates):
+    num_envs = 16
+    env = alepy_vector_env("pong", num_envs, batch_size=num_envs // 2, num_threads=CORES)
+    rng = np.random.default_rng(0)
+    legal = np.array([0, 1, 3, 4, 11, 12])
+
+    def run():
+        env.reset(seed=0)
+        total = 0
+        while total < STEPS * num_envs:
+            obs, _, _, _, info = env.recv()
+            ids = info["env_id"]
+            env.send(rng.choice(legal, size=len(ids)))
+            total += len(ids)
+        assert obs.shape == (num_envs // 2, 4, 84, 84)
+
+    benchmark.pedantic(run, rounds=ROUNDS, iterations=1, warmup_rounds=1)
+    record(benchmark, rates, "alepy_async_pong_16", STEPS * num_envs * FRAME_SKIP)
+    env.close()
+
+
+def test_gymnasium_async_vector_env_mix(benchmark, rates):
+    import gymnasium as gym
+    from actormimic_fast.reference.atari_reference import make_reference_env
+
+    fns = [lambda g=g: make_reference_env(g, noop_max=30) for g in PAPER_MULTITASK_GAMES]
+    env = gym.vector.AsyncVectorEnv(fns)
+    probe = MultiGameEnvPool(PAPER_MULTITASK_GAMES)
+    actions = random_actions(probe.env_action_masks, STEPS)
+    probe.close()
+
+    def run():
+        env.reset(seed=0)
+        for a in actions:
+            obs = env.step(a)[0]
+        assert obs.shape == (8, 4, 84, 84)
+
+    benchmark.pedantic(run, rounds=ROUNDS, iterations=1, warmup_rounds=1)
+    record(benchmark, rates, "gymnasium_async_mix_1", STEPS * 8 * FRAME_SKIP)
+    env.close()
