@@ -81,10 +81,10 @@ setup(
         f"ale-py=={ale_source.ALE_PY_VERSION}",
         "numpy>=1.24",
         "gymnasium>=1.0",
+        "pillow>=9",
     ],
     extras_require={
-        "test": ["pytest>=8", "pytest-benchmark>=4", "hypothesis>=6", "opencv-python-headless>=4.8",
-                 "pillow>=10"],
+        "test": ["pytest>=8", "pytest-benchmark>=4", "hypothesis>=6", "opencv-python-headless>=4.8"],
     },
     ext_modules=[extension()],
     cmdclass={"build_ext": cpp_extension.BuildExtension.with_options(use_ninja=True)},
