@@ -11,6 +11,7 @@ with ``episode_start`` set and reward 0.
 
 Returned arrays are read-only views of the pool's own buffers: valid until the next call that writes
 them (step/reset for per-env outputs, recv for batches). Copy what must outlive that.
+``pool.env_tensors`` / ``pool.batch_tensors`` hold zero-copy torch tensors of the same buffers.
 """
 
 from __future__ import annotations
@@ -50,9 +51,16 @@ class PoolStep:
 
 
 def _read_only(arrays: dict) -> PoolStep:
-    for a in arrays.values():
-        a.flags.writeable = False
-    return PoolStep(**{k: arrays[k] for k in _FIELDS})
+    views = {k: arrays[k].view() for k in _FIELDS}
+    for v in views.values():
+        v.flags.writeable = False
+    return PoolStep(**views)
+
+
+def _tensors(arrays: dict) -> PoolStep:
+    import torch
+
+    return PoolStep(**{k: torch.from_numpy(arrays[k]) for k in _FIELDS})
 
 
 def _check_int(name: str, value, low: int, high: int | None = None) -> int:
@@ -136,8 +144,13 @@ class MultiGameEnvPool:
         self.envs_per_game = envs_per_game
         self._pool = _C.MultiGameEnvPool(roms, envs_per_game, num_threads, batch_size, seed, config,
                                          invalid_action == "noop")
-        self._env_outputs = _read_only(self._pool.env_outputs())
-        self._batch_outputs = _read_only(self._pool.batch_outputs())
+        env_arrays, batch_arrays = self._pool.env_outputs(), self._pool.batch_outputs()
+        self._env_outputs = _read_only(env_arrays)
+        self._batch_outputs = _read_only(batch_arrays)
+        # Zero-copy torch views of the same buffers (fields are torch tensors): updated in place by
+        # every step()/reset() (env_tensors) or recv() (batch_tensors). Treat them as read-only.
+        self.env_tensors: PoolStep = _tensors(env_arrays)
+        self.batch_tensors: PoolStep = _tensors(batch_arrays)
         self.action_masks: np.ndarray = self._pool.action_masks      # bool [num_games, 18]
         self.game_ids: np.ndarray = self._pool.game_ids              # int32 [num_envs]
         self.action_masks.flags.writeable = False

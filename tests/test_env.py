@@ -135,6 +135,20 @@ def test_outputs_are_read_only_views():
         out.obs[0, 0, 0, 0] = 1
 
 
+def test_torch_tensors_share_the_pool_buffers():
+    import torch
+    pool = MultiGameEnvPool(["pong"], envs_per_game=2, batch_size=1)
+    out = pool.reset()
+    assert pool.env_tensors.obs.dtype == torch.uint8 and pool.env_tensors.obs.shape == (2, 4, 84, 84)
+    assert pool.env_tensors.obs.data_ptr() == out.obs.__array_interface__["data"][0]
+    pool.step([3, 4])
+    assert torch.equal(pool.env_tensors.obs, torch.from_numpy(out.obs.copy()))
+    pool.async_reset()
+    batch = pool.recv()
+    assert torch.equal(pool.batch_tensors.obs, torch.from_numpy(batch.obs.copy()))
+    assert int(pool.batch_tensors.env_id[0]) == int(batch.env_id[0])
+
+
 def test_fire_reset_presses_fire_after_reset():
     import cv2
     from actormimic_fast.reference.atari_reference import make_reference_env

@@ -1,7 +1,9 @@
 #include "env/multi_game_env_pool.h"
 
 #include <algorithm>
+#include <chrono>
 #include <cstring>
+#include <numeric>
 #include <sstream>
 #include <stdexcept>
 
@@ -128,6 +130,7 @@ MultiGameEnvPool::MultiGameEnvPool(const std::vector<Game>& games, int envs_per_
     for (int a : envs_[g * envs_per_game]->minimal_actions()) action_masks_[g * kFullActionCount + a] = 1;
 
   actions_.assign(num_envs, kNoopAction);
+  step_nanos_.assign(num_envs, 0);
   reset_next_.assign(num_envs, 0);
   in_flight_.assign(num_envs, 0);
   scratch_ids_.resize(num_envs);
@@ -151,9 +154,12 @@ void MultiGameEnvPool::worker_loop() {
   while (auto next = tasks_.pop()) {
     const int env = *next;
     try {
+      const auto start = std::chrono::steady_clock::now();
       const EnvSlot slot = env_outputs_.slot(env, config_.stack);
       if (reset_next_[env]) envs_[env]->reset(slot);
       else envs_[env]->step(actions_[env], slot);
+      step_nanos_[env] = std::chrono::duration_cast<std::chrono::nanoseconds>(
+          std::chrono::steady_clock::now() - start).count();
     } catch (...) {
       std::lock_guard<std::mutex> lock(error_mutex_);
       if (!error_) error_ = std::current_exception();
@@ -217,10 +223,9 @@ void MultiGameEnvPool::step(const int64_t* actions) {
   if (num_in_flight_ > 0) throw std::runtime_error("step(): " + std::to_string(num_in_flight_) +
                                                   " envs still have actions in flight; recv() them first");
   std::vector<int> all(num_envs());
-  for (int e = 0; e < num_envs(); ++e) {  // validate everything before anything is queued
-    actions_[e] = checked_action(e, actions[e]);
-    all[e] = e;
-  }
+  for (int e = 0; e < num_envs(); ++e) actions_[e] = checked_action(e, actions[e]);  // all valid first
+  std::iota(all.begin(), all.end(), 0);
+  std::stable_sort(all.begin(), all.end(), [&](int a, int b) { return step_nanos_[a] > step_nanos_[b]; });
   std::fill(reset_next_.begin(), reset_next_.end(), 0);
   dispatch(all);
   collect(all.size(), scratch_ids_.data());

@@ -17,6 +17,8 @@
 //  - Workers never let an exception escape: the first one is stored and rethrown on the caller's
 //    thread by the step()/recv() that collects that env; the pool is then closed. recv() refuses to
 //    wait when fewer than batch_size envs are in flight, so it cannot hang.
+//  - step() queues envs longest-last-step first (LPT scheduling): envs of slow games start first, so
+//    fewer workers idle at the end of a synchronous step.
 //  - The destructor (and close()) closes both queues, which wakes and ends every worker, then joins.
 #pragma once
 
@@ -107,6 +109,8 @@ class MultiGameEnvPool {
   std::vector<uint8_t> action_masks_;
 
   std::vector<int> actions_;           // written by the caller before an env is queued
+  std::vector<int64_t> step_nanos_;    // each env's last step duration, written by its worker; orders
+                                       // step() dispatch longest-first so the step's tail is short
   std::vector<uint8_t> reset_next_;    // 1: the queued task is a reset, not a step
   std::vector<uint8_t> in_flight_;     // caller-side bookkeeping, guarded by api_mutex_
   int num_in_flight_ = 0;
