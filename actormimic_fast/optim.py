@@ -1,0 +1,81 @@
+"""The optimisers of the paper's code, which differ from torch's built-ins.
+
+- `DeepMindRMSprop`: the RMSProp of Mnih et al. 2015 (Graves 2013 form): running averages of the
+  gradient g and squared gradient n with momentum 0.95, step lr * grad / sqrt(n - g^2 + eps) with eps
+  (the "min squared gradient", 0.01) inside the square root and no momentum on the step.
+- `AuthorsAdam`: the Actor-Mimic authors' Adam variant: lr 2.5e-4, beta1 = beta2 = 0.95, eps 0.01 inside
+  the square root, no bias correction (effectively RMSProp with momentum).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch.optim import Optimizer
+
+
+class DeepMindRMSprop(Optimizer):
+    """g <- m g + (1-m) grad;  n <- m n + (1-m) grad^2;  p <- p - lr grad / sqrt(n - g^2 + eps)."""
+
+    def __init__(self, params, lr: float = 2.5e-4, momentum: float = 0.95, eps: float = 0.01):
+        if lr <= 0:
+            raise ValueError(f"lr must be > 0, got {lr}")
+        if not 0 <= momentum < 1:
+            raise ValueError(f"momentum must be in [0, 1), got {momentum}")
+        if eps <= 0:
+            raise ValueError(f"eps must be > 0, got {eps}")
+        super().__init__(params, dict(lr=lr, momentum=momentum, eps=eps))
+
+    @torch.no_grad()
+    def step(self, closure=None):
+        loss = None
+        if closure is not None:
+            with torch.enable_grad():
+                loss = closure()
+        for group in self.param_groups:
+            m, lr, eps = group["momentum"], group["lr"], group["eps"]
+            for p in group["params"]:
+                if p.grad is None:
+                    continue
+                state = self.state[p]
+                if not state:
+                    state["grad_avg"] = torch.zeros_like(p)
+                    state["square_avg"] = torch.zeros_like(p)
+                g, n = state["grad_avg"], state["square_avg"]
+                g.mul_(m).add_(p.grad, alpha=1 - m)
+                n.mul_(m).addcmul_(p.grad, p.grad, value=1 - m)
+                denom = (n - g * g).add_(eps).sqrt_()
+                p.addcdiv_(p.grad, denom, value=-lr)
+        return loss
+
+
+class AuthorsAdam(Optimizer):
+    """m <- b1 m + (1-b1) grad;  v <- b2 v + (1-b2) grad^2;  p <- p - lr m / sqrt(v + eps)."""
+
+    def __init__(self, params, lr: float = 2.5e-4, beta1: float = 0.95, beta2: float = 0.95, eps: float = 0.01):
+        for name, value in (("beta1", beta1), ("beta2", beta2)):
+            if not 0 <= value < 1:
+                raise ValueError(f"{name} must be in [0, 1), got {value}")
+        if lr <= 0 or eps <= 0:
+            raise ValueError(f"lr and eps must be > 0, got lr={lr}, eps={eps}")
+        super().__init__(params, dict(lr=lr, beta1=beta1, beta2=beta2, eps=eps))
+
+    @torch.no_grad()
+    def step(self, closure=None):
+        loss = None
+        if closure is not None:
+            with torch.enable_grad():
+                loss = closure()
+        for group in self.param_groups:
+            b1, b2, lr, eps = group["beta1"], group["beta2"], group["lr"], group["eps"]
+            for p in group["params"]:
+                if p.grad is None:
+                    continue
+                state = self.state[p]
+                if not state:
+                    state["exp_avg"] = torch.zeros_like(p)
+                    state["exp_avg_sq"] = torch.zeros_like(p)
+                m, v = state["exp_avg"], state["exp_avg_sq"]
+                m.mul_(b1).add_(p.grad, alpha=1 - b1)
+                v.mul_(b2).addcmul_(p.grad, p.grad, value=1 - b2)
+                p.addcdiv_(m, (v + eps).sqrt_(), value=-lr)
+        return loss
