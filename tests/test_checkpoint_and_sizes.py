@@ -28,7 +28,7 @@ def test_load_refuses_missing_foreign_and_pickled_objects(tmp_path):
     with pytest.raises(ValueError, match="is not an actormimic_fast checkpoint"):
         load_checkpoint(tmp_path / "foreign.pt")
     with open(tmp_path / "evil.pt", "wb") as f:
-        pickle.dump({"format": 1, "meta": {}, "x": os.getcwd}, f)  # a callable: weights_only refuses it
+        pickle.dump({"format": 1, "meta": {}, "x": os.getcwd}, f, protocol=2)  # a callable: refused
     with pytest.raises(ValueError, match="not a readable actormimic_fast checkpoint"):
         load_checkpoint(tmp_path / "evil.pt")
 
