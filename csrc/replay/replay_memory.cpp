@@ -354,28 +354,47 @@ uint64_t ReplayMemory::next_seed() {
   return splitmix64(config_.seed + 0x9e3779b97f4a7c15ULL * seed_calls_.fetch_add(1, std::memory_order_relaxed));
 }
 
-void ReplayMemory::export_records(int32_t env, uint8_t* frames, int32_t* actions, float* rewards, uint8_t* flags) {
+void ReplayMemory::export_records(std::vector<int64_t>* env_written,
+                                  const std::function<RecordArrays(int64_t)>& allocate) {
   WriterScope writer(*this, "state_dict");
-  const EnvRing& ring = *rings_[env];
-  const int64_t w = ring.written();
-  const int64_t old = ring.oldest(w);
-  for (int64_t p = old; p < w; ++p) {
-    std::memcpy(frames + (p - old) * kFrameBytes, ring.frame(p), kFrameBytes);
-    actions[p - old] = ring.action(p);
-    rewards[p - old] = ring.reward(p);
-    flags[p - old] = ring.flags(p);
+  env_written->assign(num_envs(), 0);
+  int64_t total = 0;
+  for (int e = 0; e < num_envs(); ++e) {
+    (*env_written)[e] = rings_[e]->written();
+    total += env_records(e);
+  }
+  const RecordArrays out = allocate(total);
+  int64_t row = 0;
+  for (int e = 0; e < num_envs(); ++e) {
+    const EnvRing& ring = *rings_[e];
+    const int64_t w = (*env_written)[e];
+    for (int64_t p = ring.oldest(w); p < w; ++p, ++row) {
+      std::memcpy(out.frames + row * kFrameBytes, ring.frame(p), kFrameBytes);
+      out.actions[row] = ring.action(p);
+      out.rewards[row] = ring.reward(p);
+      out.flags[row] = ring.flags(p);
+    }
   }
 }
 
-void ReplayMemory::restore(const std::vector<int64_t>& env_written, const uint8_t* frames, const int32_t* actions,
-                           const float* rewards, const uint8_t* flags, uint64_t seed_calls) {
-  WriterScope writer(*this, "load_state_dict");
+int64_t ReplayMemory::records_for(const std::vector<int64_t>& env_written) const {
   if (static_cast<int>(env_written.size()) != num_envs())
-    throw std::invalid_argument("load_state_dict: env_written has " + str(env_written.size()) + " entries, the memory has " +
-                                str(num_envs()) + " envs");
-  for (int e = 0; e < num_envs(); ++e)
+    throw std::invalid_argument("load_state_dict: env_written has " + str(env_written.size()) +
+                                " entries, the memory has " + str(num_envs()) + " envs");
+  int64_t total = 0;
+  for (int e = 0; e < num_envs(); ++e) {
     if (env_written[e] < 0)
-      throw std::invalid_argument("load_state_dict: env_written[" + str(e) + "] = " + str(env_written[e]) + " is negative");
+      throw std::invalid_argument("load_state_dict: env_written[" + str(e) + "] = " + str(env_written[e]) +
+                                  " is negative");
+    total += std::min(env_written[e], rings_[e]->capacity());
+  }
+  return total;
+}
+
+void ReplayMemory::restore(const std::vector<int64_t>& env_written, const ConstRecordArrays& records,
+                           uint64_t seed_calls) {
+  WriterScope writer(*this, "load_state_dict");
+  records_for(env_written);
   restoring_.store(true, std::memory_order_seq_cst);
   if (active_readers_.load(std::memory_order_seq_cst) > 0) {
     restoring_.store(false, std::memory_order_seq_cst);
@@ -384,8 +403,8 @@ void ReplayMemory::restore(const std::vector<int64_t>& env_written, const uint8_
   int64_t offset = 0;
   for (int e = 0; e < num_envs(); ++e) {
     const int64_t count = std::min(env_written[e], rings_[e]->capacity());
-    rings_[e]->restore(env_written[e], count, frames + offset * kFrameBytes, actions + offset, rewards + offset,
-                       flags + offset);
+    rings_[e]->restore(env_written[e], count, records.frames + offset * kFrameBytes, records.actions + offset,
+                       records.rewards + offset, records.flags + offset);
     offset += count;
   }
   seed_calls_.store(seed_calls, std::memory_order_relaxed);

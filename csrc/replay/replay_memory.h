@@ -24,6 +24,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -33,6 +34,20 @@
 #include "replay/types.h"
 
 namespace actormimic_fast::replay {
+
+/// Flat record arrays of a saved memory (state_dict / load_state_dict).
+struct RecordArrays {
+  uint8_t* frames;  // [records, 84, 84]
+  int32_t* actions;
+  float* rewards;
+  uint8_t* flags;
+};
+struct ConstRecordArrays {
+  const uint8_t* frames;
+  const int32_t* actions;
+  const float* rewards;
+  const uint8_t* flags;
+};
 
 class ReplayMemory {
  public:
@@ -79,13 +94,17 @@ class ReplayMemory {
   int num_threads() const { return threads_.num_threads(); }
   uint64_t seed_calls() const { return seed_calls_.load(std::memory_order_relaxed); }
 
-  /// Records env keeps now (= min(env_written, env_capacity)); the size export_records() writes.
+  /// Records env keeps now (= min(env_written, env_capacity)).
   int64_t env_records(int32_t env) const;
-  /// Copies env's kept records, oldest first (writer side: must not overlap add()).
-  void export_records(int32_t env, uint8_t* frames, int32_t* actions, float* rewards, uint8_t* flags);
-  /// Replaces every ring's content (load_state_dict); record arrays hold env 0's records, then env 1's...
-  void restore(const std::vector<int64_t>& env_written, const uint8_t* frames, const int32_t* actions,
-               const float* rewards, const uint8_t* flags, uint64_t seed_calls);
+  /// Copies every env's kept records into the arrays allocate(total) returns: env 0's oldest first, then
+  /// env 1's...; env_written receives each env's record count (writer side: must not overlap add()).
+  void export_records(std::vector<int64_t>* env_written, const std::function<RecordArrays(int64_t)>& allocate);
+  /// Replaces every ring's content (load_state_dict) by records laid out as export_records() writes them;
+  /// the arrays must hold sum_e min(env_written[e], env_capacity(e)) records.
+  void restore(const std::vector<int64_t>& env_written, const ConstRecordArrays& records, uint64_t seed_calls);
+  /// Records restore() expects for these env_written counts; std::invalid_argument if any is negative or
+  /// their number is not num_envs.
+  int64_t records_for(const std::vector<int64_t>& env_written) const;
 
   /// Test hook: skip the seqlock check so the stress test can show that its checker sees torn copies.
   void set_unsafe_skip_overwrite_check(bool skip) { skip_overwrite_check_.store(skip); }
