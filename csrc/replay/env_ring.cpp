@@ -114,6 +114,20 @@ void EnvRing::copy_stack(int64_t pos, int64_t first, uint8_t* dst) const {
   }
 }
 
+void EnvRing::copy_stack_reusing(int64_t pos, int64_t first, uint8_t* dst, int64_t earlier_pos,
+                                 int64_t earlier_first, const uint8_t* earlier) const {
+  for (int k = 0; k < stack_; ++k) {
+    const int64_t x = pos - (stack_ - 1 - k);
+    if (x < first) {
+      std::memset(dst + k * kFrameBytes, 0, kFrameBytes);
+    } else if (x >= earlier_first && x <= earlier_pos) {
+      std::memcpy(dst + k * kFrameBytes, earlier + (stack_ - 1 - (earlier_pos - x)) * kFrameBytes, kFrameBytes);
+    } else {
+      racy_copy_from_slot(dst + k * kFrameBytes, frame(x), kFrameBytes);
+    }
+  }
+}
+
 bool EnvRing::check_intact(int64_t oldest_read) const {
   // A release read-modify-write (it writes back the value it reads): the reader's loads above cannot
   // move below it, and it is ordered against the writer's claims in claimed_'s modification order.

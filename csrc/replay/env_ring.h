@@ -109,6 +109,10 @@ class EnvRing {
   bool is_valid(int64_t pos, int64_t written, Walk* walk_out, int64_t* first_out) const;
   /// Writes the stack of record pos into dst [stack, 84, 84], zeros before first (= history_start).
   void copy_stack(int64_t pos, int64_t first, uint8_t* dst) const;
+  /// Same, but frames that the stack `earlier` of record earlier_pos (written just before, so cache-hot)
+  /// already holds are copied from there instead of from the ring.
+  void copy_stack_reusing(int64_t pos, int64_t first, uint8_t* dst, int64_t earlier_pos, int64_t earlier_first,
+                          const uint8_t* earlier) const;
   /// After reading records >= oldest_read: true iff none of them was being overwritten meanwhile.
   bool check_intact(int64_t oldest_read) const;
   /// Counts valid transitions by scanning the window (exact when the writer is idle).

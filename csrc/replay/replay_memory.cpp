@@ -143,10 +143,12 @@ bool ReplayMemory::write_transition(const EnvRing& ring, int32_t env, int64_t po
                                     int64_t first, float reward_clip, const BatchOutput& out,
                                     int64_t row) const {
   const int64_t stack_bytes = config_.stack * kFrameBytes;
-  ring.copy_stack(pos, first, out.obs + row * stack_bytes);
+  uint8_t* obs = out.obs + row * stack_bytes;
+  ring.copy_stack(pos, first, obs);
   const int64_t next_first = ring.history_start(walk.end, first);
   if (next_first < 0) return false;  // only possible with flags torn by an overwrite
-  ring.copy_stack(walk.end, next_first, out.next_obs + row * stack_bytes);
+  // next_obs shares its older frames with obs (3 of 4 for n_step 1): those come from obs, in cache.
+  ring.copy_stack_reusing(walk.end, next_first, out.next_obs + row * stack_bytes, pos, first, obs);
   float ret = 0.0f, weight = 1.0f;
   for (int64_t q = pos + 1; q <= walk.end; ++q) {
     const float r = std::min(std::max(ring.reward(q), -reward_clip), reward_clip);
