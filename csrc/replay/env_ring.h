@@ -36,9 +36,10 @@
 //    Why (Boehm, "Can seqlocks get along with programming language memory models?", 2012): both are
 //    read-modify-writes of claimed_, so they are totally ordered. If the reader's check came first, the
 //    writer's acquire exchange reads the reader's release write, so every read of the reader happens
-//    before the overwrite's stores and saw none of them. Otherwise the check returns >= a + 1 and the
-//    copy is thrown away. Slot bytes are read and written with relaxed atomics, frames with memcpy
-//    (seqlock_copy.h): the intended race on a slot being overwritten never reaches a caller.
+//    before the overwrite's stores and saw none of them. Otherwise the check returns c >= a + 1, so
+//    a copy that read position a - slots fails it and is thrown away. Flags, actions and rewards are
+//    relaxed atomics, frames are memcpy'd (relaxed atomic words under ThreadSanitizer; seqlock_copy.h):
+//    the intended race on a slot being overwritten never reaches a caller.
 //  - Capacity invariant: claimed_ - written_ is 0 or 1, and the only slot being written holds position
 //    written - slots, `guard` positions older than the window. Readers never index outside [0, slots).
 //  - Guard region: a reader's copy fails the check only if the writer appends guard + 1 records to this
