@@ -12,6 +12,7 @@ namespace actormimic_fast::replay {
 namespace {
 
 constexpr int kPositionDraws = 64;  // rejected positions in one ring before scanning it for valid ones
+constexpr int kMinRowsPerChunk = 32;  // waking a helper costs about as much as copying a few dozen rows
 constexpr int kRounds = 64;         // ring choices per item before giving up (only a writer that keeps
                                     // overwriting every draw could exhaust them)
 
@@ -39,6 +40,11 @@ class ItemRng {
  private:
   uint64_t state_;
 };
+
+// Two chunks per thread (late helpers leave theirs to the others), never fewer rows than kMinRowsPerChunk.
+int64_t rows_per_chunk(int64_t rows, int threads) {
+  return std::max<int64_t>(kMinRowsPerChunk, (rows + 2 * threads - 1) / (2 * threads));
+}
 
 template <typename T>
 std::string str(const T& v) {
@@ -255,8 +261,7 @@ void ReplayMemory::sample(const std::vector<int32_t>& games, int64_t per_game, i
     throw std::runtime_error("sample: could not draw an intact transition for row " + str(row) + " in " +
                              str(kRounds) + " rounds (the writer overwrote every draw)");
   };
-  const int64_t chunk = std::max<int64_t>(4, (rows + 4 * num_threads() - 1) / (4 * num_threads()));
-  threads_.parallel_for(rows, chunk, [&](int64_t b, int64_t e) {
+  threads_.parallel_for(rows, rows_per_chunk(rows, num_threads()), [&](int64_t b, int64_t e) {
     for (int64_t row = b; row < e; ++row) draw(row);
   });
 }
@@ -289,8 +294,7 @@ void ReplayMemory::gather(const int32_t* env_ids, const int64_t* indices, int64_
     if (!rings_[env]->is_valid(indices[i], rings_[env]->written(), &walk, &first))
       throw std::out_of_range("gather: transition " + explain_invalid(env, indices[i]) + " cannot be sampled");
   }
-  const int64_t chunk = std::max<int64_t>(4, (count + 4 * num_threads() - 1) / (4 * num_threads()));
-  threads_.parallel_for(count, chunk, [&](int64_t b, int64_t e) {
+  threads_.parallel_for(count, rows_per_chunk(count, num_threads()), [&](int64_t b, int64_t e) {
     for (int64_t i = b; i < e; ++i) {
       const int32_t env = env_ids[i];
       const EnvRing& ring = *rings_[env];

@@ -20,6 +20,9 @@ int main(int argc, char** argv) {
     for (int sampler_threads : {1, 2}) {
       settings.guard = guard;
       settings.sampler_threads = sampler_threads;
+      // Two threads only split batches of 64 rows or more; such batches need larger rings.
+      settings.batch_size = sampler_threads > 1 ? 128 : 16;
+      settings.capacity_per_game = sampler_threads > 1 ? 512 : 128;
       const auto r = actormimic_fast::replay::replay_stress_test(settings);
       std::printf("guard=%d sampler_threads=%d: %lld samples checked, %lld torn, %lld records written, "
                   "%lld redraws, %.1f s %s\n",
