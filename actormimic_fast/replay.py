@@ -94,8 +94,8 @@ class ReplayMemory:
             that many records during one copy before a draw is redone (see csrc/replay/env_ring.h).
 
     Rules (identical to actormimic_fast.reference.ReplayReference):
-        - The stack of a record holds it and its env's previous stack - 1 frames; frames before its
-          episode's first frame are 0, as in the pool's own observations.
+        - The stack of record t is its env's frames t - stack + 1 .. t, oldest first; frames before
+          its episode's first frame are 0, as in the pool's own observations.
         - The transition from record t uses a_t = the action of record t + 1 and walks k = 1..n_step:
           reward r_{t+k} is added with weight gamma^(k-1); a terminated record (or a life loss under
           life_loss_terminal) ends it with discount 0; a truncated one ends it with discount gamma^k

@@ -390,6 +390,27 @@ def test_constructor_errors():
         ReplayMemory(0, [0])
 
 
+@pytest.mark.parametrize("kwargs, error, message", [
+    (dict(num_threads=0), ValueError, "num_threads must be >= 1, got 0"),
+    (dict(guard=-1), ValueError, "guard must be >= 0, got -1"),
+    (dict(seed=-1), ValueError, r"seed must be in \[0, 18446744073709551615\], got -1"),
+    (dict(n_step=1.5), TypeError, "n_step must be an int, got 1.5"),
+])
+def test_constructor_argument_errors(kwargs, error, message):
+    with pytest.raises(error, match=message):
+        ReplayMemory(100, [0], **kwargs)
+
+
+def test_for_pool_uses_the_pools_envs_and_checks_stack():
+    pool = MultiGameEnvPool(["pong", "breakout"], envs_per_game=2, num_threads=1, stack=3)
+    memory = ReplayMemory.for_pool(pool, capacity=[40, 60])
+    assert memory.stack == 3 and memory.num_envs == 4
+    np.testing.assert_array_equal(memory.env_game_ids, pool.game_ids)
+    with pytest.raises(ValueError, match="stack=4 differs from the pool's stack 3"):
+        ReplayMemory.for_pool(pool, capacity=100, stack=4)
+    pool.close()
+
+
 def add_args(n=1, **override):
     args = dict(env_ids=np.zeros(n, np.int32), frames=np.zeros((n, 84, 84), np.uint8), actions=np.zeros(n, np.int64),
                 rewards=np.zeros(n, np.float32), terminated=np.zeros(n, bool), truncated=np.zeros(n, bool),
@@ -443,6 +464,10 @@ def test_sample_errors():
         memory.sample()
     with pytest.raises(ValueError, match="batch_size must be >= 1, got 0"):
         memory.sample(0)
+    with pytest.raises(ValueError, match="per_game must be >= 1, got 0"):
+        memory.sample(per_game=0)
+    with pytest.raises(ValueError, match=r"seed must be in \[0, 18446744073709551615\], got -2"):
+        memory.sample(1, seed=-2)
     with pytest.raises(IndexError, match=r"games: game 2 is out of range \[0, 2\)"):
         memory.sample(1, games=[2])
     with pytest.raises(ValueError, match="game 1 is requested twice"):
