@@ -6,5 +6,6 @@
 namespace actormimic_fast::bindings {
 
 void bind_env(pybind11::module_& m);
+void bind_replay(pybind11::module_& m);
 
 }  // namespace actormimic_fast::bindings

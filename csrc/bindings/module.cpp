@@ -7,4 +7,5 @@
 PYBIND11_MODULE(_C, m) {
   m.doc() = "actormimic_fast native core";
   actormimic_fast::bindings::bind_env(m);
+  actormimic_fast::bindings::bind_replay(m);
 }
