@@ -174,6 +174,11 @@ class MultiGameEnvPool:
         return self._pool.batch_size
 
     @property
+    def stack(self) -> int:
+        """Frames per observation."""
+        return self._env_outputs.obs.shape[1]
+
+    @property
     def num_actions(self) -> int:
         return NUM_ACTIONS
 

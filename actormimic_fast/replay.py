@@ -140,7 +140,7 @@ class ReplayMemory:
     @classmethod
     def for_pool(cls, pool, capacity: int | Sequence[int], **kwargs) -> "ReplayMemory":
         """A memory for the envs and games of a MultiGameEnvPool (its env ids, game ids and stack)."""
-        pool_stack = pool._env_outputs.obs.shape[1]
+        pool_stack = pool.stack
         if kwargs.setdefault("stack", pool_stack) != pool_stack:
             raise ValueError(f"stack={kwargs['stack']} differs from the pool's stack {pool_stack}")
         return cls(capacity, pool.game_ids, **kwargs)
