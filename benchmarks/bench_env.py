@@ -158,13 +158,13 @@ def test_alepy_async_pong(benchmark, rates):
     legal = np.array([0, 1, 3, 4, 11, 12])
 
     def run():
-        env.reset(seed=0)
-        total = 0
+        # ale-py's async protocol: reset() returns the first batch; each send() answers the last batch.
+        obs, info = env.reset(seed=0)
+        total = len(info["env_id"])
         while total < STEPS * num_envs:
+            env.send(rng.choice(legal, size=len(info["env_id"])))
             obs, _, _, _, info = env.recv()
-            ids = info["env_id"]
-            env.send(rng.choice(legal, size=len(ids)))
-            total += len(ids)
+            total += len(info["env_id"])
         assert obs.shape == (num_envs // 2, 4, 84, 84)
 
     benchmark.pedantic(run, rounds=ROUNDS, iterations=1, warmup_rounds=1)
