@@ -102,9 +102,10 @@ struct RowState {
     if (active && in.game_id64 != nullptr) mask_row = in.game_id64[row * in.game_id_stride];
     bad_game = active && (mask_row < 0 || mask_row >= in.mask_rows);
     const bool readable = active && !bad_game;
-    const bool* mask = in.action_mask + mask_row * in.mask_row_stride;
-    const auto* student = static_cast<const scalar_t*>(in.student_logits) + row * in.student_row_stride;
-    const auto* teacher = static_cast<const scalar_t*>(in.teacher_q) + row * in.teacher_row_stride;
+    const bool* mask = in.action_mask + (readable ? mask_row : 0) * in.mask_row_stride;
+    const int64_t read_row = readable ? row : 0;  // pointers of rows past the batch stay in bounds
+    const auto* student = static_cast<const scalar_t*>(in.student_logits) + read_row * in.student_row_stride;
+    const auto* teacher = static_cast<const scalar_t*>(in.teacher_q) + read_row * in.teacher_row_stride;
     const acc_t tau = static_cast<acc_t>(in.tau);
     acc_t local_max_s = neg_inf, local_max_t = neg_inf;
     int any = 0;
@@ -119,7 +120,9 @@ struct RowState {
       local_max_t = fmax(local_max_t, t[k]);
       any |= legal[k];
     }
-    ok = readable && group_or(any) != 0;
+    // Shuffle first, then combine: a `readable && group_or(...)` would skip the shuffle on some lanes.
+    const int row_has_legal = group_or(any);
+    ok = readable && row_has_legal != 0;
     max_s = group_max(local_max_s);
     max_t = group_max(local_max_t);
     acc_t local_sum_s = 0, local_sum_t = 0;

@@ -1,0 +1,66 @@
+"""Shared benchmark plumbing: a session table of measured rates, printed as ratios at the end.
+
+Each benchmark records `frames_per_second` (or another rate) under a key; the terminal summary prints
+every ratio the issues' targets are stated in, all measured in this one run on this one machine.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import subprocess
+from pathlib import Path
+
+import pytest
+
+RATES: dict[str, float] = {}
+RATIOS: list[tuple[str, str, str, float | None]] = []  # (label, numerator key, denominator key, target)
+
+
+@pytest.fixture(scope="session")
+def rates() -> dict[str, float]:
+    return RATES
+
+
+def register_ratio(label: str, numerator: str, denominator: str, target: float | None = None) -> None:
+    RATIOS.append((label, numerator, denominator, target))
+
+
+def machine_description() -> str:
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return f"{cpu}, {os.cpu_count()} cores, Python {platform.python_version()}"
+
+
+def commit() -> str:
+    try:
+        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
+                              check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+def pytest_terminal_summary(terminalreporter):
+    if not RATES:
+        return
+    tr = terminalreporter
+    tr.section("rates and ratios (same run)")
+    tr.write_line(f"machine: {machine_description()}; commit {commit()}")
+    for key, value in sorted(RATES.items()):
+        tr.write_line(f"  {key:<55s} {value:>14,.0f}")
+    for label, num, den, target in RATIOS:
+        if num in RATES and den in RATES:
+            ratio = RATES[num] / RATES[den]
+            verdict = "" if target is None else ("  (target >= %.2f: %s)" % (target, "met" if ratio >= target else "MISSED"))
+            tr.write_line(f"  {label:<55s} {ratio:>8.2f}x{verdict}")
+    out = os.environ.get("ACTORMIMIC_BENCH_JSON")
+    if out:
+        Path(out).write_text(json.dumps({"machine": machine_description(), "commit": commit(), "rates": RATES,
+                                         "ratios": [(l, n, d, t) for l, n, d, t in RATIOS]}, indent=1))
