@@ -50,6 +50,10 @@ def extension():
     cxx = ["-std=c++20", "-fvisibility=hidden", "-fvisibility-inlines-hidden", "-ffp-contract=off",
            "-O0" if debug else "-O3", "-g" if debug or tsan else "-g0"]
     link = ["-lz", "-Wl,--exclude-libs,ALL"]
+    # at::parallel_for (the fused ops' CPU kernels) is header code that runs serially unless compiled with
+    # OpenMP; the libgomp.so.1 it links is the one torch has already loaded.
+    cxx += ["-fopenmp"]
+    link += ["-fopenmp"]
     if tsan:
         cxx += ["-fsanitize=thread"]
         link += ["-fsanitize=thread"]
