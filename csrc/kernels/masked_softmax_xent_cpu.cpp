@@ -63,6 +63,16 @@ ACTORMIMIC_INLINE Vec<acc_t> splat(acc_t value) {
   return Vec<acc_t>{} + value;
 }
 
+// Scalar lanes of a Mask, and a branch-free select on them: keep (all ones) ? value : otherwise.
+template <typename acc_t>
+using Bits = std::conditional_t<sizeof(acc_t) == 4, int32_t, int64_t>;
+
+template <typename acc_t>
+ACTORMIMIC_INLINE acc_t blend(Bits<acc_t> keep, acc_t value, acc_t otherwise) {
+  return std::bit_cast<acc_t>((std::bit_cast<Bits<acc_t>>(value) & keep) |
+                              (std::bit_cast<Bits<acc_t>>(otherwise) & ~keep));
+}
+
 void atomic_min(std::atomic<unsigned long long>& target, unsigned long long value) {
   unsigned long long seen = target.load(std::memory_order_relaxed);
   while (value < seen && !target.compare_exchange_weak(seen, value, std::memory_order_relaxed)) {
@@ -151,10 +161,12 @@ void gather(const XentInputs& in, int64_t begin, Tile<acc_t>& tile, std::atomic<
       for (int a = 0; a < actions; ++a) {
         const bool legal = mask[a];
         any |= legal;
-        tile.legal[a][r] = -static_cast<int>(legal);
-        // Selects, not branches: illegal teacher values (inf, NaN) are replaced, never used.
-        tile.s[a][r] = legal ? static_cast<acc_t>(student[a]) : kNegInf;
-        tile.t[a][r] = legal ? static_cast<acc_t>(teacher[a]) : kNegInf;
+        const Bits<acc_t> keep = -static_cast<Bits<acc_t>>(legal);
+        tile.legal[a][r] = keep;
+        // Load, then blend bits: a `legal ? x : -inf` compiles to a branch on the mask, which mispredicts
+        // on mixed masks. Illegal values (inf, NaN in the teacher) are replaced here, never computed with.
+        tile.s[a][r] = blend(keep, static_cast<acc_t>(student[a]), kNegInf);
+        tile.t[a][r] = blend(keep, static_cast<acc_t>(teacher[a]), kNegInf);
       }
       if (!any) atomic_min(no_legal, b);
       ok = any;
@@ -162,7 +174,7 @@ void gather(const XentInputs& in, int64_t begin, Tile<acc_t>& tile, std::atomic<
     tile.failed[r] = !ok;
     if (!ok) {
       for (int a = 0; a < actions; ++a) {
-        tile.legal[a][r] = -static_cast<int>(a == 0);
+        tile.legal[a][r] = -static_cast<Bits<acc_t>>(a == 0);
         tile.s[a][r] = a == 0 ? acc_t(0) : kNegInf;
         tile.t[a][r] = a == 0 ? acc_t(0) : kNegInf;
       }
