@@ -27,7 +27,7 @@ namespace {
 // vector extensions) holds one action of every row of the tile, so the math runs on whole vectors with
 // no per-row reduction and no branch on the mask (selects are vector blends).
 constexpr int kTileRows = 8;         // 8 floats: one AVX2 register
-constexpr int64_t kGrainRows = 256;  // about 20 us of work per parallel chunk
+constexpr int64_t kGrainRows = 256;  // about 15 us of work per parallel chunk
 
 // On x86-64 the tile math is compiled for AVX-512, AVX2 and the baseline, picked at load time.
 #if defined(__x86_64__) && defined(__GNUC__)
