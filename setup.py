@@ -1,9 +1,11 @@
 """Build actormimic_fast._C: the multi-game ALE engine, the replay memory and the fused ops.
 
 Install with `pip install --no-build-isolation .` into an environment that already has torch.
-C++ is always built; CUDA sources (csrc/**/cuda/*.cu) only when torch was built with CUDA and nvcc is
-found (or FORCE_CUDA=1). ALE's emulator core is compiled from the pinned ale-py source release
-(tools/ale_source.py) with hidden symbol visibility, so it cannot clash with ale-py's own copy.
+C++ is always built; everything under a cuda/ folder (the .cu kernels and their torch-glue .cpp) only
+when torch was built with CUDA and nvcc is found (or FORCE_CUDA=1), for the architectures in
+TORCH_CUDA_ARCH_LIST (torch's default: the visible GPUs, else all it supports). ALE's emulator core is
+compiled from the pinned ale-py source release (tools/ale_source.py) with hidden symbol visibility, so
+it cannot clash with ale-py's own copy.
 Environment: ACTORMIMIC_ALE_SOURCE (offline ALE source), FORCE_CUDA, TORCH_CUDA_ARCH_LIST,
 ACTORMIMIC_DEBUG=1 (-O0 -g), ACTORMIMIC_TSAN=1 (ThreadSanitizer build), MAX_JOBS (parallel compiles).
 """
@@ -38,8 +40,8 @@ def extension():
     ale_root = ale_source.ale_source_root(cache)
     generated = ale_source.write_version_header(ale_root, cache / "generated")
 
-    own_cpp = sorted((ROOT / "csrc").rglob("*.cpp"))
-    own_cu = sorted((ROOT / "csrc").rglob("cuda/*.cu"))
+    own_cpp = sorted(p for p in (ROOT / "csrc").rglob("*.cpp") if "cuda" not in p.relative_to(ROOT).parts)
+    own_cuda = sorted(p for p in (ROOT / "csrc").rglob("cuda/*") if p.suffix in (".cu", ".cpp"))
     sources = relative(own_cpp + ale_source.ale_core_sources(ale_root))
 
     debug = os.environ.get("ACTORMIMIC_DEBUG") == "1"
@@ -49,6 +51,10 @@ def extension():
     cxx = ["-std=c++20", "-fvisibility=hidden", "-fvisibility-inlines-hidden", "-ffp-contract=off", "-fno-math-errno",
            "-O0" if debug else "-O3", "-g" if debug or tsan else "-g0"]
     link = ["-lz", "-Wl,--exclude-libs,ALL"]
+    # at::parallel_for (the fused ops' CPU kernels) is header code that runs serially unless compiled with
+    # OpenMP; the libgomp.so.1 it links is the one torch has already loaded.
+    cxx += ["-fopenmp"]
+    link += ["-fopenmp"]
     if tsan:
         cxx += ["-fsanitize=thread"]
         link += ["-fsanitize=thread"]
@@ -59,13 +65,14 @@ def extension():
         extra_compile_args={"cxx": cxx},
         extra_link_args=link,
     )
-    if use_cuda() and own_cu:
-        print(f"actormimic_fast: building CPU + CUDA ({len(own_cu)} .cu files)")
-        kwargs["sources"] += relative(own_cu)
+    if use_cuda() and own_cuda:
+        arch = os.environ.get("TORCH_CUDA_ARCH_LIST", "torch's default")
+        print(f"actormimic_fast: building CPU + CUDA (arch: {arch}): {', '.join(relative(own_cuda))}")
+        kwargs["sources"] += relative(own_cuda)
         kwargs["extra_compile_args"]["nvcc"] = ["-O3", "-lineinfo"]
         kwargs["define_macros"] = [("ACTORMIMIC_WITH_CUDA", "1")]
         return cpp_extension.CUDAExtension(**kwargs)
-    print("actormimic_fast: building CPU only (no CUDA torch or no nvcc)")
+    print(f"actormimic_fast: building CPU only (no CUDA torch or no nvcc); skipped: {', '.join(relative(own_cuda))}")
     return cpp_extension.CppExtension(**kwargs)
 
 

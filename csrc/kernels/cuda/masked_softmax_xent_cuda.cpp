@@ -1,0 +1,82 @@
+// CUDA backend of masked_softmax_xent: torch glue around the raw launchers of masked_softmax_xent_kernel.cu.
+// Checks the tensors, sets the device, launches on the current stream and checks each launch.
+// The forward reads back 16 bytes of row status to raise ValueError / IndexError for rows the kernel
+// could not compute: that copy synchronizes the stream once per forward. Under CUDA graph capture no
+// synchronization is possible, so the check is skipped there and such rows give a NaN loss.
+#include <ATen/ATen.h>
+#include <c10/cuda/CUDAException.h>
+#include <c10/cuda/CUDAGuard.h>
+#include <c10/cuda/CUDAStream.h>
+#include <torch/library.h>
+
+#include <cuda_runtime_api.h>
+
+#include <tuple>
+
+#include "kernels/masked_softmax_xent.h"
+#include "kernels/masked_softmax_xent_args.h"
+
+namespace actormimic_fast::kernels {
+
+namespace {
+
+static_assert(sizeof(XentStatus) == 2 * sizeof(int64_t), "XentStatus is read back as two int64 values");
+
+at::Tensor masked_softmax_xent_cuda(const at::Tensor& student_logits, const at::Tensor& teacher_q,
+                                    const at::Tensor& action_mask, const std::optional<at::Tensor>& game_id,
+                                    double tau) {
+  const CheckedXentInputs inputs =
+      check_xent_inputs(student_logits, teacher_q, action_mask, game_id, tau, c10::DeviceType::CUDA);
+  const c10::cuda::CUDAGuard guard(student_logits.device());
+  at::Tensor loss = at::empty({inputs.raw.rows}, student_logits.options().dtype(loss_dtype(student_logits.scalar_type())));
+  if (inputs.raw.rows == 0) return loss;
+
+  const cudaStream_t stream = c10::cuda::getCurrentCUDAStream();
+  at::Tensor status = at::empty({2}, student_logits.options().dtype(at::kLong));
+  C10_CUDA_CHECK(cudaMemsetAsync(status.mutable_data_ptr(), 0xFF, sizeof(XentStatus), stream));  // kNoRow
+  launch_masked_softmax_xent_forward(inputs.raw, loss.mutable_data_ptr(),
+                                   static_cast<XentStatus*>(status.mutable_data_ptr()), stream);
+  C10_CUDA_KERNEL_LAUNCH_CHECK();
+
+  cudaStreamCaptureStatus capture = cudaStreamCaptureStatusNone;
+  C10_CUDA_CHECK(cudaStreamIsCapturing(stream, &capture));
+  if (capture == cudaStreamCaptureStatusNone) {
+    const at::Tensor host = status.cpu();  // waits for the kernel
+    XentStatus read_back;
+    read_back.first_row_without_legal_action = static_cast<unsigned long long>(host[0].item<int64_t>());
+    read_back.first_row_with_bad_game_id = static_cast<unsigned long long>(host[1].item<int64_t>());
+    raise_for_status(read_back, inputs);
+  }
+  return loss;
+}
+
+std::tuple<at::Tensor, at::Tensor> masked_softmax_xent_backward_cuda(
+    const at::Tensor& grad_loss, const at::Tensor& student_logits, const at::Tensor& teacher_q,
+    const at::Tensor& action_mask, const std::optional<at::Tensor>& game_id, double tau, bool teacher_grad) {
+  const CheckedXentInputs inputs =
+      check_xent_inputs(student_logits, teacher_q, action_mask, game_id, tau, c10::DeviceType::CUDA);
+  check_grad_loss(grad_loss, inputs);
+  const c10::cuda::CUDAGuard guard(student_logits.device());
+  at::Tensor grad_student = at::empty(student_logits.sizes(), student_logits.options());
+  at::Tensor grad_teacher = teacher_grad ? at::empty(teacher_q.sizes(), teacher_q.options())
+                                         : at::empty({0}, teacher_q.options());
+  if (inputs.raw.rows == 0) return {grad_student, grad_teacher};
+
+  XentGradients grads;
+  grads.grad_loss = grad_loss.const_data_ptr();
+  grads.grad_loss_stride = grad_loss.stride(0);
+  grads.grad_student_logits = grad_student.mutable_data_ptr();
+  grads.grad_teacher_q = teacher_grad ? grad_teacher.mutable_data_ptr() : nullptr;
+  launch_masked_softmax_xent_backward(inputs.raw, grads, c10::cuda::getCurrentCUDAStream());
+  C10_CUDA_KERNEL_LAUNCH_CHECK();
+  return {grad_student, grad_teacher};
+}
+
+}  // namespace
+
+TORCH_LIBRARY_IMPL(actormimic_fast, CUDA, m) {
+  m.impl("masked_softmax_xent", &masked_softmax_xent_cuda);
+  m.impl("masked_softmax_xent_backward", &masked_softmax_xent_backward_cuda);
+}
+
+}  // namespace actormimic_fast::kernels

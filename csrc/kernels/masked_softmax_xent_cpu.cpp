@@ -1,0 +1,387 @@
+// CPU backend of masked_softmax_xent (math and conventions in masked_softmax_xent.h). Rows are independent:
+// at::parallel_for splits the batch into chunks, each chunk walks it in tiles of 8 rows that are read once
+// (gather), computed as SIMD vectors and written once. Failed rows are collected with an atomic min and
+// raised on the caller's thread after the parallel loop, so no exception crosses a worker. Results do not
+// depend on the thread count.
+#include <ATen/ATen.h>
+#include <ATen/OpMathType.h>
+#include <ATen/Parallel.h>
+#include <torch/library.h>
+
+#include <algorithm>
+#include <atomic>
+#include <bit>
+#include <cmath>
+#include <limits>
+#include <tuple>
+#include <type_traits>
+
+#include "kernels/masked_softmax_xent.h"
+#include "kernels/masked_softmax_xent_args.h"
+
+namespace actormimic_fast::kernels {
+
+namespace {
+
+// Rows are processed in tiles of kTileRows rows transposed to [action][row]: one SIMD vector (GCC/Clang
+// vector extensions) holds one action of every row of the tile, so the math runs on whole vectors with
+// no per-row reduction and no branch on the mask (selects are vector blends).
+constexpr int kTileRows = 8;         // 8 floats: one AVX2 register
+constexpr int64_t kGrainRows = 256;  // about 15 us of work per parallel chunk
+
+// On x86-64 the tile math is compiled for AVX-512, AVX2 and the baseline, picked at load time.
+#if defined(__x86_64__) && defined(__GNUC__)
+#define ACTORMIMIC_VECTOR_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
+#else
+#define ACTORMIMIC_VECTOR_CLONES
+#endif
+#define ACTORMIMIC_INLINE inline __attribute__((always_inline))
+// Vectors are only returned from always-inlined functions, so the ABI of returning them by value (what
+// -Wpsabi warns about) never matters here.
+#pragma GCC diagnostic ignored "-Wpsabi"
+
+// Vec: one value per tile row; Mask: the result of comparing two Vecs (all ones where true).
+template <typename acc_t>
+struct Simd;
+template <>
+struct Simd<float> {
+  typedef float Vec __attribute__((vector_size(kTileRows * sizeof(float))));
+  typedef int32_t Mask __attribute__((vector_size(kTileRows * sizeof(float))));
+};
+template <>
+struct Simd<double> {
+  typedef double Vec __attribute__((vector_size(kTileRows * sizeof(double))));
+  typedef int64_t Mask __attribute__((vector_size(kTileRows * sizeof(double))));
+};
+template <typename acc_t>
+using Vec = typename Simd<acc_t>::Vec;
+template <typename acc_t>
+using Mask = typename Simd<acc_t>::Mask;
+
+template <typename acc_t>
+ACTORMIMIC_INLINE Vec<acc_t> splat(acc_t value) {
+  return Vec<acc_t>{} + value;
+}
+
+// Scalar lanes of a Mask, and a branch-free select on them: keep (all ones) ? value : otherwise.
+template <typename acc_t>
+using Bits = std::conditional_t<sizeof(acc_t) == 4, int32_t, int64_t>;
+
+template <typename acc_t>
+ACTORMIMIC_INLINE acc_t blend(Bits<acc_t> keep, acc_t value, acc_t otherwise) {
+  return std::bit_cast<acc_t>((std::bit_cast<Bits<acc_t>>(value) & keep) |
+                              (std::bit_cast<Bits<acc_t>>(otherwise) & ~keep));
+}
+
+void atomic_min(std::atomic<unsigned long long>& target, unsigned long long value) {
+  unsigned long long seen = target.load(std::memory_order_relaxed);
+  while (value < seen && !target.compare_exchange_weak(seen, value, std::memory_order_relaxed)) {
+  }
+}
+
+// exp(x) for the x = v - max(v) <= 0 of a softmax, lane-wise: Cody-Waite reduction x = n ln2 + r with
+// |r| <= ln2 / 2, and Cephes' polynomial for exp(r) (within 1e-7 relative of exp). Below -87.3
+// (-inf included) it is exactly 0; NaN stays NaN.
+ACTORMIMIC_INLINE Vec<float> exp_nonpositive(const Vec<float>& x) {
+  using V = Vec<float>;
+  constexpr float kMin = -87.3f;                // exp(kMin) is still a normal float
+  constexpr float kLog2e = 1.44269504088896341f;
+  constexpr float kLn2Hi = 0.693359375f;        // ln 2 = kLn2Hi + kLn2Lo, kLn2Hi exact in 9 bits
+  constexpr float kLn2Lo = -2.12194440e-4f;
+  constexpr float kRoundNearest = 12582912.0f;  // 1.5 * 2^23: (y + k) - k rounds y to an integer
+  const V xc = x >= kMin ? x : splat(kMin);     // NaN -> kMin too, so the int conversion is defined
+  const V n = (xc * kLog2e + kRoundNearest) - kRoundNearest;
+  const V r = (xc - n * kLn2Hi) - n * kLn2Lo;
+  V poly = splat(1.9875691500e-4f);
+  poly = poly * r + 1.3981999507e-3f;
+  poly = poly * r + 8.3334519073e-3f;
+  poly = poly * r + 4.1665795894e-2f;
+  poly = poly * r + 1.6666665459e-1f;
+  poly = poly * r + 5.0000001201e-1f;
+  poly = poly * r * r + r + 1.0f;
+  const V two_n = reinterpret_cast<V>((__builtin_convertvector(n, Mask<float>) + 127) << 23);
+  const V value = x != x ? x : poly * two_n;
+  return x < kMin ? splat(0.0f) : value;
+}
+
+ACTORMIMIC_INLINE Vec<double> exp_nonpositive(const Vec<double>& x) {
+  Vec<double> y;
+  for (int r = 0; r < kTileRows; ++r) y[r] = std::exp(x[r]);
+  return y;
+}
+
+// One log per row: cheap next to the exps, so plain std::log per lane.
+template <typename V>
+ACTORMIMIC_INLINE V log_lanes(const V& x) {
+  V y;
+  for (int r = 0; r < kTileRows; ++r) y[r] = std::log(x[r]);
+  return y;
+}
+
+// A tile of rows as columns: s[a][r] for action a of row r; illegal entries hold -inf (the softmax
+// identity) and padding or failed rows one legal action of value 0, so every lane stays finite.
+template <typename acc_t>
+struct Tile {
+  using V = Vec<acc_t>;
+  int rows = 0;             // real rows in this tile
+  Mask<acc_t> legal[kMaxActions];
+  V s[kMaxActions];         // student logits
+  V t[kMaxActions];         // teacher_q, then teacher_q / tau
+  V e_s[kMaxActions];       // exp(s - m_s)
+  V e_t[kMaxActions];       // exp(t - m_t)
+  V max_s, max_t, sum_s, sum_t;
+  bool failed[kTileRows];   // the row's game id is out of range or it has no legal action
+};
+
+// Reads rows [begin, begin + tile.rows) into the tile; records failed rows in the status mins.
+template <typename scalar_t, typename acc_t>
+void gather(const XentInputs& in, int64_t begin, Tile<acc_t>& tile, std::atomic<unsigned long long>& bad_game,
+            std::atomic<unsigned long long>& no_legal) {
+  constexpr acc_t kNegInf = -std::numeric_limits<acc_t>::infinity();
+  const int actions = in.actions;
+  for (int r = 0; r < kTileRows; ++r) {
+    const int64_t b = begin + r;
+    bool ok = r < tile.rows;
+    const bool* mask = nullptr;
+    if (ok) {
+      int64_t mask_row = b;
+      if (in.game_id32 != nullptr) mask_row = in.game_id32[b * in.game_id_stride];
+      if (in.game_id64 != nullptr) mask_row = in.game_id64[b * in.game_id_stride];
+      if (mask_row < 0 || mask_row >= in.mask_rows) {
+        atomic_min(bad_game, b);
+        ok = false;
+      } else {
+        mask = in.action_mask + mask_row * in.mask_row_stride;
+      }
+    }
+    if (ok) {
+      const auto* student = static_cast<const scalar_t*>(in.student_logits) + b * in.student_row_stride;
+      const auto* teacher = static_cast<const scalar_t*>(in.teacher_q) + b * in.teacher_row_stride;
+      bool any = false;
+      for (int a = 0; a < actions; ++a) {
+        const bool legal = mask[a];
+        any |= legal;
+        const Bits<acc_t> keep = -static_cast<Bits<acc_t>>(legal);
+        tile.legal[a][r] = keep;
+        // Load, then blend bits: a `legal ? x : -inf` compiles to a branch on the mask, which mispredicts
+        // on mixed masks. Illegal values (inf, NaN in the teacher) are replaced here, never computed with.
+        tile.s[a][r] = blend(keep, static_cast<acc_t>(student[a]), kNegInf);
+        tile.t[a][r] = blend(keep, static_cast<acc_t>(teacher[a]), kNegInf);
+      }
+      if (!any) atomic_min(no_legal, b);
+      ok = any;
+    }
+    tile.failed[r] = !ok;
+    if (!ok) {
+      for (int a = 0; a < actions; ++a) {
+        tile.legal[a][r] = -static_cast<Bits<acc_t>>(a == 0);
+        tile.s[a][r] = a == 0 ? acc_t(0) : kNegInf;
+        tile.t[a][r] = a == 0 ? acc_t(0) : kNegInf;
+      }
+    }
+  }
+}
+
+// Row statistics of the stability trick for the 8 rows at once: m_s, m_t, Z_s, Z_t and the exps.
+template <typename acc_t>
+ACTORMIMIC_INLINE void tile_statistics(Tile<acc_t>& tile, int actions, acc_t tau) {
+  using V = Vec<acc_t>;
+  V max_s = splat(-std::numeric_limits<acc_t>::infinity());
+  V max_t = max_s;
+  for (int a = 0; a < actions; ++a) {
+    tile.t[a] = tile.t[a] / tau;
+    max_s = tile.s[a] > max_s ? tile.s[a] : max_s;
+    max_t = tile.t[a] > max_t ? tile.t[a] : max_t;
+  }
+  V sum_s = splat<acc_t>(0), sum_t = splat<acc_t>(0);
+  for (int a = 0; a < actions; ++a) {
+    tile.e_s[a] = exp_nonpositive(tile.s[a] - max_s);
+    tile.e_t[a] = exp_nonpositive(tile.t[a] - max_t);
+    sum_s += tile.e_s[a];
+    sum_t += tile.e_t[a];
+  }
+  tile.max_s = max_s;
+  tile.max_t = max_t;
+  tile.sum_s = sum_s;
+  tile.sum_t = sum_t;
+}
+
+// E_q[s] - pivot = sum_a q_a (s_a - pivot), over legal actions (at illegal ones q = 0 but s = -inf).
+template <typename acc_t>
+ACTORMIMIC_INLINE Vec<acc_t> teacher_mean_minus(const Tile<acc_t>& tile, int actions, const Vec<acc_t>& pivot) {
+  using V = Vec<acc_t>;
+  const V zero = splat<acc_t>(0);
+  V weighted = zero;
+  for (int a = 0; a < actions; ++a) weighted += tile.legal[a] ? tile.e_t[a] * (tile.s[a] - pivot) : zero;
+  return weighted / tile.sum_t;
+}
+
+// loss = log Z_s + (m_s - E_q[s]): both terms >= 0.
+template <typename acc_t>
+ACTORMIMIC_INLINE void tile_forward(Tile<acc_t>& tile, int actions, acc_t tau, Vec<acc_t>& loss) {
+  tile_statistics(tile, actions, tau);
+  loss = log_lanes(tile.sum_s) - teacher_mean_minus(tile, actions, tile.max_s);
+}
+
+// d loss / d s = g (p - q); d loss / d teacher_q = -(g / tau) q (s - E_q[s]) (log p + loss = s - E_q[s]);
+// both 0 at illegal actions.
+template <typename acc_t>
+ACTORMIMIC_INLINE void tile_backward(Tile<acc_t>& tile, int actions, acc_t tau, const Vec<acc_t>& grad_loss,
+                                     bool teacher_grad, Vec<acc_t> (&grad_s)[kMaxActions],
+                                     Vec<acc_t> (&grad_t)[kMaxActions]) {
+  using V = Vec<acc_t>;
+  const V zero = splat<acc_t>(0);
+  tile_statistics(tile, actions, tau);
+  const V inv_sum_s = acc_t(1) / tile.sum_s;
+  const V inv_sum_t = acc_t(1) / tile.sum_t;
+  for (int a = 0; a < actions; ++a) {
+    const V p = tile.e_s[a] * inv_sum_s;
+    const V q = tile.e_t[a] * inv_sum_t;
+    grad_s[a] = tile.legal[a] ? grad_loss * (p - q) : zero;
+  }
+  if (!teacher_grad) return;
+  // Pivot on s at the teacher's argmax: when q is nearly one-hot, s_a - E_q[s] for that action is then a
+  // sum of small terms instead of a difference of two large ones.
+  V pivot = zero;
+  for (int a = 0; a < actions; ++a) pivot = tile.t[a] == tile.max_t ? tile.s[a] : pivot;
+  const V mean_gap = teacher_mean_minus(tile, actions, pivot);
+  const V grad_over_tau = grad_loss / tau;
+  for (int a = 0; a < actions; ++a) {
+    const V q = tile.e_t[a] * inv_sum_t;
+    grad_t[a] = tile.legal[a] ? -grad_over_tau * q * ((tile.s[a] - pivot) - mean_gap) : zero;
+  }
+}
+
+// The entry points: float gets one clone per instruction set; double is for gradcheck.
+ACTORMIMIC_VECTOR_CLONES void tile_forward_f32(Tile<float>& tile, int actions, float tau, Vec<float>& loss) {
+  tile_forward(tile, actions, tau, loss);
+}
+ACTORMIMIC_VECTOR_CLONES void tile_backward_f32(Tile<float>& tile, int actions, float tau,
+                                                const Vec<float>& grad_loss, bool teacher_grad,
+                                                Vec<float> (&grad_s)[kMaxActions],
+                                                Vec<float> (&grad_t)[kMaxActions]) {
+  tile_backward(tile, actions, tau, grad_loss, teacher_grad, grad_s, grad_t);
+}
+void tile_forward_any(Tile<float>& tile, int actions, float tau, Vec<float>& loss) {
+  tile_forward_f32(tile, actions, tau, loss);
+}
+void tile_forward_any(Tile<double>& tile, int actions, double tau, Vec<double>& loss) {
+  tile_forward(tile, actions, tau, loss);
+}
+void tile_backward_any(Tile<float>& tile, int actions, float tau, const Vec<float>& grad_loss, bool teacher_grad,
+                       Vec<float> (&grad_s)[kMaxActions], Vec<float> (&grad_t)[kMaxActions]) {
+  tile_backward_f32(tile, actions, tau, grad_loss, teacher_grad, grad_s, grad_t);
+}
+void tile_backward_any(Tile<double>& tile, int actions, double tau, const Vec<double>& grad_loss,
+                       bool teacher_grad, Vec<double> (&grad_s)[kMaxActions], Vec<double> (&grad_t)[kMaxActions]) {
+  tile_backward(tile, actions, tau, grad_loss, teacher_grad, grad_s, grad_t);
+}
+
+template <typename scalar_t>
+void forward_rows(const XentInputs& in, at::opmath_type<scalar_t>* loss, XentStatus& status) {
+  using acc_t = at::opmath_type<scalar_t>;
+  std::atomic<unsigned long long> bad_game{XentStatus::kNoRow};
+  std::atomic<unsigned long long> no_legal{XentStatus::kNoRow};
+  const int64_t tiles = (in.rows + kTileRows - 1) / kTileRows;
+  at::parallel_for(0, tiles, kGrainRows / kTileRows, [&](int64_t tile_begin, int64_t tile_end) {
+    Tile<acc_t> tile;
+    Vec<acc_t> tile_loss;
+    for (int64_t i = tile_begin; i < tile_end; ++i) {
+      const int64_t begin = i * kTileRows;
+      tile.rows = static_cast<int>(std::min<int64_t>(kTileRows, in.rows - begin));
+      gather<scalar_t>(in, begin, tile, bad_game, no_legal);
+      tile_forward_any(tile, in.actions, static_cast<acc_t>(in.tau), tile_loss);
+      for (int r = 0; r < tile.rows; ++r) {
+        loss[begin + r] = tile.failed[r] ? std::numeric_limits<acc_t>::quiet_NaN() : tile_loss[r];
+      }
+    }
+  });
+  status.first_row_with_bad_game_id = bad_game.load();
+  status.first_row_without_legal_action = no_legal.load();
+}
+
+template <typename scalar_t>
+void backward_rows(const XentInputs& in, const XentGradients& grads) {
+  using acc_t = at::opmath_type<scalar_t>;
+  const auto* grad_loss = static_cast<const acc_t*>(grads.grad_loss);
+  auto* grad_student = static_cast<scalar_t*>(grads.grad_student_logits);
+  auto* grad_teacher = static_cast<scalar_t*>(grads.grad_teacher_q);
+  const bool teacher_grad = grad_teacher != nullptr;
+  const int actions = in.actions;
+  const int64_t tiles = (in.rows + kTileRows - 1) / kTileRows;
+  // The forward validated these inputs; a failed row here can only come from calling this op directly.
+  std::atomic<unsigned long long> ignored{XentStatus::kNoRow};
+  at::parallel_for(0, tiles, kGrainRows / kTileRows, [&](int64_t tile_begin, int64_t tile_end) {
+    Tile<acc_t> tile;
+    Vec<acc_t> g{};
+    Vec<acc_t> grad_s[kMaxActions];
+    Vec<acc_t> grad_t[kMaxActions];
+    for (int64_t i = tile_begin; i < tile_end; ++i) {
+      const int64_t begin = i * kTileRows;
+      tile.rows = static_cast<int>(std::min<int64_t>(kTileRows, in.rows - begin));
+      gather<scalar_t>(in, begin, tile, ignored, ignored);
+      for (int r = 0; r < tile.rows; ++r) g[r] = grad_loss[(begin + r) * grads.grad_loss_stride];
+      tile_backward_any(tile, actions, static_cast<acc_t>(in.tau), g, teacher_grad, grad_s, grad_t);
+      constexpr acc_t kNaN = std::numeric_limits<acc_t>::quiet_NaN();
+      for (int r = 0; r < tile.rows; ++r) {
+        scalar_t* out_s = grad_student + (begin + r) * actions;
+        for (int a = 0; a < actions; ++a) out_s[a] = static_cast<scalar_t>(tile.failed[r] ? kNaN : grad_s[a][r]);
+        if (!teacher_grad) continue;
+        scalar_t* out_t = grad_teacher + (begin + r) * actions;
+        for (int a = 0; a < actions; ++a) out_t[a] = static_cast<scalar_t>(tile.failed[r] ? kNaN : grad_t[a][r]);
+      }
+    }
+  });
+}
+
+template <typename Fn>
+void dispatch_dtype(ScalarType dtype, Fn&& fn) {
+  switch (dtype) {
+    case ScalarType::kFloat32: return fn(float{});
+    case ScalarType::kFloat16: return fn(c10::Half{});
+    case ScalarType::kBFloat16: return fn(c10::BFloat16{});
+    case ScalarType::kFloat64: return fn(double{});
+  }
+}
+
+at::Tensor masked_softmax_xent_cpu(const at::Tensor& student_logits, const at::Tensor& teacher_q,
+                                   const at::Tensor& action_mask, const std::optional<at::Tensor>& game_id,
+                                   double tau) {
+  const CheckedXentInputs inputs =
+      check_xent_inputs(student_logits, teacher_q, action_mask, game_id, tau, c10::DeviceType::CPU);
+  at::Tensor loss = at::empty({inputs.raw.rows}, student_logits.options().dtype(loss_dtype(student_logits.scalar_type())));
+  XentStatus status;
+  dispatch_dtype(inputs.raw.dtype, [&](auto tag) {
+    using scalar_t = decltype(tag);
+    forward_rows<scalar_t>(inputs.raw, loss.mutable_data_ptr<at::opmath_type<scalar_t>>(), status);
+  });
+  raise_for_status(status, inputs);
+  return loss;
+}
+
+std::tuple<at::Tensor, at::Tensor> masked_softmax_xent_backward_cpu(
+    const at::Tensor& grad_loss, const at::Tensor& student_logits, const at::Tensor& teacher_q,
+    const at::Tensor& action_mask, const std::optional<at::Tensor>& game_id, double tau, bool teacher_grad) {
+  const CheckedXentInputs inputs =
+      check_xent_inputs(student_logits, teacher_q, action_mask, game_id, tau, c10::DeviceType::CPU);
+  check_grad_loss(grad_loss, inputs);
+  at::Tensor grad_student = at::empty(student_logits.sizes(), student_logits.options());
+  at::Tensor grad_teacher = teacher_grad ? at::empty(teacher_q.sizes(), teacher_q.options())
+                                         : at::empty({0}, teacher_q.options());
+  XentGradients grads;
+  grads.grad_loss = grad_loss.const_data_ptr();
+  grads.grad_loss_stride = grad_loss.stride(0);
+  grads.grad_student_logits = grad_student.mutable_data_ptr();
+  grads.grad_teacher_q = teacher_grad ? grad_teacher.mutable_data_ptr() : nullptr;
+  dispatch_dtype(inputs.raw.dtype, [&](auto tag) { backward_rows<decltype(tag)>(inputs.raw, grads); });
+  return {grad_student, grad_teacher};
+}
+
+}  // namespace
+
+TORCH_LIBRARY_IMPL(actormimic_fast, CPU, m) {
+  m.impl("masked_softmax_xent", &masked_softmax_xent_cpu);
+  m.impl("masked_softmax_xent_backward", &masked_softmax_xent_backward_cpu);
+}
+
+}  // namespace actormimic_fast::kernels
