@@ -15,7 +15,8 @@ from pathlib import Path
 import pytest
 
 RATES: dict[str, float] = {}
-RATIOS: list[tuple[str, str, str, float | None]] = []  # (label, numerator key, denominator key, target)
+# (label, numerator key, denominator key or None when the numerator already is a ratio, target)
+RATIOS: list[tuple[str, str, str | None, float | None]] = []
 
 
 @pytest.fixture(scope="session")
@@ -23,7 +24,7 @@ def rates() -> dict[str, float]:
     return RATES
 
 
-def register_ratio(label: str, numerator: str, denominator: str, target: float | None = None) -> None:
+def register_ratio(label: str, numerator: str, denominator: str | None, target: float | None = None) -> None:
     RATIOS.append((label, numerator, denominator, target))
 
 
@@ -54,10 +55,10 @@ def pytest_terminal_summary(terminalreporter):
     tr.section("rates and ratios (same run)")
     tr.write_line(f"machine: {machine_description()}; commit {commit()}")
     for key, value in sorted(RATES.items()):
-        tr.write_line(f"  {key:<55s} {value:>14,.0f}")
+        tr.write_line(f"  {key:<55s} {value:>14,.3f}" if value < 100 else f"  {key:<55s} {value:>14,.0f}")
     for label, num, den, target in RATIOS:
-        if num in RATES and den in RATES:
-            ratio = RATES[num] / RATES[den]
+        if num in RATES and (den is None or den in RATES):
+            ratio = RATES[num] / (1.0 if den is None else RATES[den])
             verdict = "" if target is None else ("  (target >= %.2f: %s)" % (target, "met" if ratio >= target else "MISSED"))
             tr.write_line(f"  {label:<55s} {ratio:>8.2f}x{verdict}")
     out = os.environ.get("ACTORMIMIC_BENCH_JSON")

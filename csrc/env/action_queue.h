@@ -47,6 +47,21 @@ class ActionQueue {
     return item;
   }
 
+  /// The next item if one is queued now, else std::nullopt; never blocks.
+  std::optional<int> try_pop() {
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (closed_ || items_.empty()) return std::nullopt;
+    const int item = items_.front();
+    items_.pop_front();
+    return item;
+  }
+
+  /// Number of items queued now.
+  std::size_t size() {
+    std::lock_guard<std::mutex> lock(mutex_);
+    return items_.size();
+  }
+
   /// Blocks until at least `count` items are queued (or closed), then moves exactly `count` into out.
   /// Returns false when the queue was closed first.
   template <typename Out>

@@ -134,7 +134,8 @@ MultiGameEnvPool::MultiGameEnvPool(const std::vector<Game>& games, int envs_per_
   reset_next_.assign(num_envs, 0);
   in_flight_.assign(num_envs, 0);
   scratch_ids_.resize(num_envs);
-  for (int t = 0; t < std::min(num_threads, num_envs); ++t) workers_.emplace_back([this] { worker_loop(); });
+  // The caller's thread is the last worker (see collect()).
+  for (int t = 1; t < std::min(num_threads, num_envs); ++t) workers_.emplace_back([this] { worker_loop(); });
 }
 
 MultiGameEnvPool::~MultiGameEnvPool() { close(); }
@@ -150,22 +151,23 @@ void MultiGameEnvPool::check_open() const {
   if (closed_) throw std::runtime_error("this MultiGameEnvPool is closed");
 }
 
-void MultiGameEnvPool::worker_loop() {
-  while (auto next = tasks_.pop()) {
-    const int env = *next;
-    try {
-      const auto start = std::chrono::steady_clock::now();
-      const EnvSlot slot = env_outputs_.slot(env, config_.stack);
-      if (reset_next_[env]) envs_[env]->reset(slot);
-      else envs_[env]->step(actions_[env], slot);
-      step_nanos_[env] = std::chrono::duration_cast<std::chrono::nanoseconds>(
-          std::chrono::steady_clock::now() - start).count();
-    } catch (...) {
-      std::lock_guard<std::mutex> lock(error_mutex_);
-      if (!error_) error_ = std::current_exception();
-    }
-    done_.push(env);
+void MultiGameEnvPool::run_task(int env) {
+  try {
+    const auto start = std::chrono::steady_clock::now();
+    const EnvSlot slot = env_outputs_.slot(env, config_.stack);
+    if (reset_next_[env]) envs_[env]->reset(slot);
+    else envs_[env]->step(actions_[env], slot);
+    step_nanos_[env] =
+        std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() - start).count();
+  } catch (...) {
+    std::lock_guard<std::mutex> lock(error_mutex_);
+    if (!error_) error_ = std::current_exception();
   }
+  done_.push(env);
+}
+
+void MultiGameEnvPool::worker_loop() {
+  while (auto next = tasks_.pop()) run_task(*next);
 }
 
 int MultiGameEnvPool::checked_action(int env, int64_t action) const {
@@ -189,6 +191,13 @@ void MultiGameEnvPool::dispatch(const std::vector<int>& env_ids) {
 }
 
 void MultiGameEnvPool::collect(std::size_t count, int* env_ids_out) {
+  // Work while waiting: only this thread queues tasks, so once tasks_ is empty no more can appear
+  // before the wait below, and blocking is safe.
+  while (done_.size() < count) {
+    const auto next = tasks_.try_pop();
+    if (!next) break;
+    run_task(*next);
+  }
   if (!done_.pop_many(count, env_ids_out)) check_open();
   for (std::size_t i = 0; i < count; ++i) in_flight_[env_ids_out[i]] = 0;
   num_in_flight_ -= static_cast<int>(count);

@@ -2,7 +2,9 @@
 //
 // Data flow: the caller writes one action per env and pushes env ids into `tasks_`; a worker pops an
 // id, steps (or resets) that env, which writes straight into the env's row of the per-env outputs
-// (`env_outputs()`), then pushes the id into `done_`. step()/reset() wait for every env and return the
+// (`env_outputs()`), then pushes the id into `done_`. The caller's own thread is one of the
+// `num_threads` workers: while step()/reset()/recv() wait, it runs queued tasks itself, so only
+// num_threads - 1 background threads exist and a small pool never pays two thread wake-ups per step. step()/reset() wait for every env and return the
 // per-env rows; send()/recv() are the asynchronous pair (EnvPool style): recv() waits for the first
 // `batch_size` finished envs and gathers their rows, in finishing order, into `batch_outputs()`.
 //
@@ -80,7 +82,7 @@ class MultiGameEnvPool {
 
   int num_envs() const { return static_cast<int>(envs_.size()); }
   int num_games() const { return static_cast<int>(games_.size()); }
-  int num_threads() const { return static_cast<int>(workers_.size()); }
+  int num_threads() const { return static_cast<int>(workers_.size()) + 1; }
   int batch_size() const { return batch_size_; }
   int stack() const { return config_.stack; }
   bool closed() const { return closed_; }
@@ -94,6 +96,7 @@ class MultiGameEnvPool {
 
  private:
   void worker_loop();
+  void run_task(int env);
   void check_open() const;
   void dispatch(const std::vector<int>& env_ids);
   void collect(std::size_t count, int* env_ids_out);
