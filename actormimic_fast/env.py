@@ -87,7 +87,8 @@ class MultiGameEnvPool:
     Args:
         games: game names (ale-py ROM ids, e.g. "space_invaders"); env i plays games[i // envs_per_game].
         envs_per_game: copies of each game.
-        num_threads: worker threads (default: all cores, at most one per env).
+        num_threads: threads that step envs, the caller's own included (it works while it waits in
+            step/reset/recv); default: all cores, at most one per env.
         batch_size: envs returned by each recv() in async mode (default: all envs).
         seed: fixes every env's ALE RNG and no-ops; an env's streams depend on (seed, game, copy index)
             only, never on the thread count or on the other games in the pool.
