@@ -23,6 +23,7 @@ from typing import Sequence
 import numpy as np
 
 from . import _C
+from .checks import check_int
 from .games import NUM_ACTIONS, canonical_name, rom_path
 
 _FIELDS = ("obs", "reward", "terminated", "truncated", "life_loss", "episode_start", "episode_return",
@@ -62,14 +63,6 @@ def _tensors(arrays: dict) -> PoolStep:
 
     return PoolStep(**{k: torch.from_numpy(arrays[k]) for k in _FIELDS})
 
-
-def _check_int(name: str, value, low: int, high: int | None = None) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise TypeError(f"{name} must be an int, got {value!r} of type {type(value).__name__}")
-    if value < low or (high is not None and value > high):
-        bound = f">= {low}" if high is None else f"in [{low}, {high}]"
-        raise ValueError(f"{name} must be {bound}, got {value}")
-    return int(value)
 
 
 def _actions_array(actions, expected: int, name: str = "actions") -> np.ndarray:
@@ -121,25 +114,25 @@ class MultiGameEnvPool:
             raise ValueError(f"roms names games that are not in games: {sorted(unknown)}")
         roms = {canonical_name(g): str(path) for g, path in roms.items()}
         roms = [(g, roms[g] if g in roms else rom_path(g)) for g in games]
-        envs_per_game = _check_int("envs_per_game", envs_per_game, 1)
+        envs_per_game = check_int("envs_per_game", envs_per_game, 1)
         num_envs = len(games) * envs_per_game
         if num_threads is None:
             num_threads = os.cpu_count() or 1
-        num_threads = min(_check_int("num_threads", num_threads, 1), num_envs)
-        batch_size = num_envs if batch_size is None else _check_int("batch_size", batch_size, 1, num_envs)
+        num_threads = min(check_int("num_threads", num_threads, 1), num_envs)
+        batch_size = num_envs if batch_size is None else check_int("batch_size", batch_size, 1, num_envs)
         if invalid_action not in ("error", "noop"):
             raise ValueError(f"invalid_action must be 'error' or 'noop', got {invalid_action!r}")
         if not isinstance(repeat_action_probability, (int, float)) or not 0 <= repeat_action_probability <= 1:
             raise ValueError(f"repeat_action_probability must be in [0, 1], got {repeat_action_probability!r}")
 
         config = _C.EnvConfig()
-        config.frame_skip = _check_int("frame_skip", frame_skip, 1)
-        config.stack = _check_int("stack", stack, 1)
-        config.noop_max = _check_int("noop_max", noop_max, 0)
+        config.frame_skip = check_int("frame_skip", frame_skip, 1)
+        config.stack = check_int("stack", stack, 1)
+        config.noop_max = check_int("noop_max", noop_max, 0)
         config.fire_reset = bool(fire_reset)
         config.repeat_action_probability = float(repeat_action_probability)
-        config.max_episode_frames = _check_int("max_episode_frames", max_episode_frames, 0)
-        seed = _check_int("seed", seed, 0, 2**64 - 1)
+        config.max_episode_frames = check_int("max_episode_frames", max_episode_frames, 0)
+        seed = check_int("seed", seed, 0, 2**64 - 1)
 
         self.games = tuple(games)
         self.envs_per_game = envs_per_game

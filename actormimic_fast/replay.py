@@ -24,6 +24,7 @@ import numpy as np
 import torch
 
 from . import _C
+from .checks import check_int
 
 FRAME_SIZE = 84
 STATE_FORMAT = "actormimic_fast.ReplayMemory/1"
@@ -52,14 +53,6 @@ class TransitionBatch:
         return TransitionBatch(**{f.name: getattr(self, f.name).to(device, non_blocking=non_blocking)
                                   for f in fields(self)})
 
-
-def _check_int(name: str, value, low: int, high: int | None = None) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise TypeError(f"{name} must be an int, got {value!r} of type {type(value).__name__}")
-    if value < low or (high is not None and value > high):
-        bound = f">= {low}" if high is None else f"in [{low}, {high}]"
-        raise ValueError(f"{name} must be {bound}, got {value}")
-    return int(value)
 
 
 def _vector(name: str, values, n: int, kind: str, dtype) -> np.ndarray:
@@ -119,20 +112,20 @@ class ReplayMemory:
             raise ValueError(f"env_game_ids must be >= 0, got {ids.min()}")
         num_games = int(ids.max()) + 1
         if isinstance(capacity, (int, np.integer)) and not isinstance(capacity, bool):
-            capacities = [_check_int("capacity", capacity, 1)] * num_games
+            capacities = [check_int("capacity", capacity, 1)] * num_games
         else:
-            capacities = [_check_int(f"capacity[{g}]", c, 1) for g, c in enumerate(capacity)]
+            capacities = [check_int(f"capacity[{g}]", c, 1) for g, c in enumerate(capacity)]
             if len(capacities) != num_games:
                 raise ValueError(f"capacity must have one entry per game ({num_games}), got {len(capacities)}")
-        stack = _check_int("stack", stack, 1)
-        n_step = _check_int("n_step", n_step, 1)
+        stack = check_int("stack", stack, 1)
+        n_step = check_int("n_step", n_step, 1)
         if isinstance(gamma, bool) or not isinstance(gamma, (int, float, np.floating)) or not 0 <= gamma <= 1:
             raise ValueError(f"gamma must be a number in [0, 1], got {gamma!r}")
         if num_threads is None:
             num_threads = min(4, os.cpu_count() or 1)
-        num_threads = _check_int("num_threads", num_threads, 1)
-        seed = _check_int("seed", seed, 0, 2**64 - 1)
-        guard = _check_int("guard", guard, 0)
+        num_threads = check_int("num_threads", num_threads, 1)
+        seed = check_int("seed", seed, 0, 2**64 - 1)
+        guard = check_int("guard", guard, 0)
         self._m = _C.ReplayMemory([int(g) for g in ids], capacities, stack, n_step, float(gamma),
                                   bool(life_loss_terminal), guard, num_threads, seed)
         self._num_envs = int(ids.size)
@@ -183,7 +176,7 @@ class ReplayMemory:
     # -- reading -----------------------------------------------------------------------------------
     def empty_batch(self, batch_size: int, pin_memory: bool = False) -> TransitionBatch:
         """Preallocated output for sample(out=...) / gather(out=...), optionally in pinned memory."""
-        batch_size = _check_int("batch_size", batch_size, 1)
+        batch_size = check_int("batch_size", batch_size, 1)
         if pin_memory and not torch.cuda.is_available():
             raise ValueError("pin_memory=True needs a CUDA device, and torch.cuda.is_available() is False")
         return self._allocate(batch_size, pin_memory)
@@ -205,7 +198,7 @@ class ReplayMemory:
             return list(range(self.num_games))
         if isinstance(games, (int, np.integer)) and not isinstance(games, bool):
             games = [games]
-        out = [_check_int("games[i]", g, 0) for g in games]
+        out = [check_int("games[i]", g, 0) for g in games]
         if not out:
             raise ValueError("games must name at least one game, got []")
         for g in out:
@@ -248,13 +241,13 @@ class ReplayMemory:
                              f"per_game={per_game!r}")
         game_list = self._games(games)
         if per_game is not None:
-            per_game = _check_int("per_game", per_game, 1)
+            per_game = check_int("per_game", per_game, 1)
             rows, batch_size = per_game * len(game_list), 0
         else:
-            rows = batch_size = _check_int("batch_size", batch_size, 1)
+            rows = batch_size = check_int("batch_size", batch_size, 1)
             per_game = 0
         if seed is not None:
-            seed = _check_int("seed", seed, 0, 2**64 - 1)
+            seed = check_int("seed", seed, 0, 2**64 - 1)
         clip = self._clip(reward_clip)
         out = self._out(out, rows)
         self._m.sample_into(game_list, per_game, batch_size, seed, clip, out.obs, out.next_obs, out.action,
@@ -292,7 +285,7 @@ class ReplayMemory:
 
     def env_written(self, env: int) -> int:
         """Records env has added since creation: the index its next record gets."""
-        return self._m.env_written(_check_int("env", env, 0))
+        return self._m.env_written(check_int("env", env, 0))
 
     def __len__(self) -> int:
         return self.num_transitions()

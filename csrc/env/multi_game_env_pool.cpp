@@ -8,17 +8,11 @@
 #include <stdexcept>
 
 #include "ale/common/Log.hpp"
+#include "common/splitmix64.h"
 
 namespace actormimic_fast::env {
 
 namespace {
-
-uint64_t splitmix64(uint64_t x) {
-  x += 0x9e3779b97f4a7c15ULL;
-  x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;
-  x = (x ^ (x >> 27)) * 0x94d049bb133111ebULL;
-  return x ^ (x >> 31);
-}
 
 uint64_t fnv1a(const std::string& s) {
   uint64_t h = 0xcbf29ce484222325ULL;
@@ -214,16 +208,8 @@ void MultiGameEnvPool::collect(std::size_t count, int* env_ids_out) {
 
 void MultiGameEnvPool::reset() {
   std::lock_guard<std::mutex> lock(api_mutex_);
-  check_open();
-  if (num_in_flight_ > 0) throw std::runtime_error("reset(): " + std::to_string(num_in_flight_) +
-                                                   " envs still have actions in flight; recv() them first");
-  std::vector<int> all(num_envs());
-  for (int e = 0; e < num_envs(); ++e) {
-    all[e] = e;
-    reset_next_[e] = 1;
-  }
-  dispatch(all);
-  collect(all.size(), scratch_ids_.data());
+  queue_resets("reset()");
+  collect(num_envs(), scratch_ids_.data());
 }
 
 void MultiGameEnvPool::step(const int64_t* actions) {
@@ -242,14 +228,16 @@ void MultiGameEnvPool::step(const int64_t* actions) {
 
 void MultiGameEnvPool::async_reset() {
   std::lock_guard<std::mutex> lock(api_mutex_);
+  queue_resets("async_reset()");
+}
+
+void MultiGameEnvPool::queue_resets(const char* caller) {
   check_open();
-  if (num_in_flight_ > 0) throw std::runtime_error("async_reset(): " + std::to_string(num_in_flight_) +
+  if (num_in_flight_ > 0) throw std::runtime_error(std::string(caller) + ": " + std::to_string(num_in_flight_) +
                                                    " envs still have actions in flight; recv() them first");
   std::vector<int> all(num_envs());
-  for (int e = 0; e < num_envs(); ++e) {
-    all[e] = e;
-    reset_next_[e] = 1;
-  }
+  std::iota(all.begin(), all.end(), 0);
+  std::fill(reset_next_.begin(), reset_next_.end(), 1);
   dispatch(all);
 }
 

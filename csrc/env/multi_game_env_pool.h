@@ -99,6 +99,7 @@ class MultiGameEnvPool {
   void run_task(int env);
   void check_open() const;
   void dispatch(const std::vector<int>& env_ids);
+  void queue_resets(const char* caller);
   void collect(std::size_t count, int* env_ids_out);
   int checked_action(int env, int64_t action) const;
 

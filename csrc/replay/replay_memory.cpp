@@ -7,6 +7,8 @@
 #include <sstream>
 #include <stdexcept>
 
+#include "common/splitmix64.h"
+
 namespace actormimic_fast::replay {
 
 namespace {
@@ -16,18 +18,11 @@ constexpr int kMinRowsPerChunk = 32;  // waking a helper costs about as much as 
 constexpr int kRounds = 64;         // ring choices per item before giving up (only a writer that keeps
                                     // overwriting every draw could exhaust them)
 
-uint64_t splitmix64(uint64_t x) {
-  x += 0x9e3779b97f4a7c15ULL;
-  x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;
-  x = (x ^ (x >> 27)) * 0x94d049bb133111ebULL;
-  return x ^ (x >> 31);
-}
-
 // SplitMix64 stream; below(n) is unbiased (rejects the short top range).
 class ItemRng {
  public:
   explicit ItemRng(uint64_t seed, int64_t item) : state_(splitmix64(seed ^ splitmix64(static_cast<uint64_t>(item)))) {}
-  uint64_t next() { return splitmix64(state_ += 0x9e3779b97f4a7c15ULL); }
+  uint64_t next() { return splitmix64(state_ += kGoldenGamma); }
   int64_t below(int64_t n) {
     const uint64_t un = static_cast<uint64_t>(n);
     const uint64_t threshold = (0 - un) % un;
@@ -357,7 +352,7 @@ int64_t ReplayMemory::nbytes() const {
 }
 
 uint64_t ReplayMemory::next_seed() {
-  return splitmix64(config_.seed + 0x9e3779b97f4a7c15ULL * seed_calls_.fetch_add(1, std::memory_order_relaxed));
+  return splitmix64(config_.seed + kGoldenGamma * seed_calls_.fetch_add(1, std::memory_order_relaxed));
 }
 
 void ReplayMemory::export_records(std::vector<int64_t>* env_written,

@@ -11,18 +11,12 @@
 #include <thread>
 #include <vector>
 
+#include "common/splitmix64.h"
 #include "replay/replay_memory.h"
 
 namespace actormimic_fast::replay {
 
 namespace {
-
-uint64_t mix(uint64_t x) {
-  x += 0x9e3779b97f4a7c15ULL;
-  x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;
-  x = (x ^ (x >> 27)) * 0x94d049bb133111ebULL;
-  return x ^ (x >> 31);
-}
 
 // The writer's whole history as pure functions of (env, t); the checker re-derives every transition
 // from them with its own copy of the rules, independent of EnvRing.
@@ -31,7 +25,7 @@ struct History {
   bool life_loss_terminal;
   float gamma;
 
-  uint64_t hash(int env, int64_t t) const { return mix((static_cast<uint64_t>(env) << 40) ^ static_cast<uint64_t>(t)); }
+  uint64_t hash(int env, int64_t t) const { return splitmix64((static_cast<uint64_t>(env) << 40) ^ static_cast<uint64_t>(t)); }
   bool terminated(int env, int64_t t) const { return hash(env, t) % 23 == 0; }
   bool truncated(int env, int64_t t) const { return !terminated(env, t) && (hash(env, t) >> 8) % 29 == 0; }
   bool life_loss(int env, int64_t t) const { return (hash(env, t) >> 16) % 7 == 0; }
@@ -208,7 +202,7 @@ StressResult replay_stress_test(const StressSettings& s) {
         const BatchOutput out = rows.view();
         const int64_t per_game = s.batch_size / s.num_games;
         for (int64_t call = 0, done = 0; done < quota && elapsed() < s.max_seconds; ++call) {
-          const uint64_t seed = mix(s.seed ^ (static_cast<uint64_t>(i) << 48) ^ static_cast<uint64_t>(call));
+          const uint64_t seed = splitmix64(s.seed ^ (static_cast<uint64_t>(i) << 48) ^ static_cast<uint64_t>(call));
           // Alternate the two modes: uniform over all games, and a fixed count per game.
           const int64_t n = call % 2 ? per_game * s.num_games : s.batch_size;
           memory.sample(games, call % 2 ? per_game : 0, s.batch_size, seed, std::numeric_limits<float>::infinity(), out);
