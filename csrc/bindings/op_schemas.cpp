@@ -1,12 +1,19 @@
 // Schemas of the fused ops, declared once; each backend registers its kernels with TORCH_LIBRARY_IMPL
-// (csrc/kernels/*_cpu.cpp, csrc/kernels/cuda/*_cuda.cpp) and actormimic_fast/ops.py adds the fake
-// (meta) kernels and autograd. Loading actormimic_fast._C runs these registrations.
+// (csrc/kernels/*_cpu.cpp, csrc/kernels/cuda/*_cuda.cpp), csrc/kernels/masked_softmax_xent_autograd.cpp
+// registers the Autograd kernel of masked_softmax_xent, and actormimic_fast/ops.py adds the fake (meta)
+// kernels. Loading actormimic_fast._C runs these registrations.
 #include <torch/library.h>
 
 TORCH_LIBRARY(actormimic_fast, m) {
   // Per-row Actor-Mimic policy loss: -sum over legal a of softmax(teacher_q / tau)_a log softmax(student_logits)_a.
   m.def("masked_softmax_xent(Tensor student_logits, Tensor teacher_q, Tensor action_mask, Tensor? game_id, "
         "float tau) -> Tensor",
+        {at::Tag::pt2_compliant_tag});
+  // The loss and d loss_b / d student_logits[b] = softmax_legal(student_logits) - softmax_legal(teacher_q / tau)
+  // ([B, A] in the loss dtype, 0 at illegal actions), from one pass: what the CPU autograd kernel saves for
+  // the backward when only student_logits needs a gradient.
+  m.def("masked_softmax_xent_and_grad(Tensor student_logits, Tensor teacher_q, Tensor action_mask, "
+        "Tensor? game_id, float tau) -> (Tensor, Tensor)",
         {at::Tag::pt2_compliant_tag});
   // Gradients w.r.t. student_logits and (when teacher_grad, else an empty tensor) teacher_q; recomputes
   // the row statistics from the inputs.

@@ -72,10 +72,27 @@ std::tuple<at::Tensor, at::Tensor> masked_softmax_xent_backward_cuda(
   return {grad_student, grad_teacher};
 }
 
+// The loss, then d loss / d student_logits as the backward kernel's result for a unit upstream gradient,
+// in the loss dtype (16-bit inputs are widened first; the math is float32 either way). Three kernels: the
+// autograd kernel asks for this only on CPU, where it spares the backward's exps.
+std::tuple<at::Tensor, at::Tensor> masked_softmax_xent_and_grad_cuda(const at::Tensor& student_logits,
+                                                                     const at::Tensor& teacher_q,
+                                                                     const at::Tensor& action_mask,
+                                                                     const std::optional<at::Tensor>& game_id,
+                                                                     double tau) {
+  at::Tensor loss = masked_softmax_xent_cuda(student_logits, teacher_q, action_mask, game_id, tau);
+  const at::ScalarType math = loss.scalar_type();
+  const at::Tensor unit = at::ones({1}, loss.options()).expand({loss.size(0)});
+  at::Tensor grad_student = std::get<0>(masked_softmax_xent_backward_cuda(
+      unit, student_logits.to(math), teacher_q.to(math), action_mask, game_id, tau, false));
+  return {loss, grad_student};
+}
+
 }  // namespace
 
 TORCH_LIBRARY_IMPL(actormimic_fast, CUDA, m) {
   m.impl("masked_softmax_xent", &masked_softmax_xent_cuda);
+  m.impl("masked_softmax_xent_and_grad", &masked_softmax_xent_and_grad_cuda);
   m.impl("masked_softmax_xent_backward", &masked_softmax_xent_backward_cuda);
 }
 
