@@ -36,13 +36,8 @@ def masked_softmax_xent(student_logits: torch.Tensor, teacher_q: torch.Tensor, a
     """
     if reduction not in _REDUCTIONS:
         raise ValueError(f"masked_softmax_xent: reduction must be one of {_REDUCTIONS}, got {reduction!r}")
-    loss = torch.ops.actormimic_fast.masked_softmax_xent.default(student_logits, teacher_q, action_mask,
-                                                                 game_id, float(tau))
-    if reduction == "mean":
-        return loss.mean()
-    if reduction == "sum":
-        return loss.sum()
-    return loss
+    return torch.ops.actormimic_fast.masked_softmax_xent.default(student_logits, teacher_q, action_mask, game_id,
+                                                                 float(tau), reduction)
 
 
 def _loss_dtype(dtype: torch.dtype) -> torch.dtype:
@@ -50,13 +45,16 @@ def _loss_dtype(dtype: torch.dtype) -> torch.dtype:
 
 
 @torch.library.register_fake("actormimic_fast::masked_softmax_xent")
-def _masked_softmax_xent_fake(student_logits, teacher_q, action_mask, game_id, tau):
+def _masked_softmax_xent_fake(student_logits, teacher_q, action_mask, game_id, tau, reduction="none"):
+    torch._check(reduction in _REDUCTIONS,
+                 lambda: f"masked_softmax_xent: reduction must be one of {_REDUCTIONS}, got {reduction!r}")
     torch._check(student_logits.dim() == 2, lambda: "masked_softmax_xent: student_logits must be 2-D [B, A]")
     torch._check(teacher_q.shape == student_logits.shape,
                  lambda: "masked_softmax_xent: teacher_q must have the shape of student_logits")
     torch._check(teacher_q.dtype == student_logits.dtype,
                  lambda: "masked_softmax_xent: teacher_q must have the dtype of student_logits")
-    return student_logits.new_empty(student_logits.shape[0], dtype=_loss_dtype(student_logits.dtype))
+    shape = (student_logits.shape[0],) if reduction == "none" else ()
+    return student_logits.new_empty(shape, dtype=_loss_dtype(student_logits.dtype))
 
 
 @torch.library.register_fake("actormimic_fast::masked_softmax_xent_and_grad")

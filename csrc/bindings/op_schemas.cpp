@@ -5,11 +5,13 @@
 #include <torch/library.h>
 
 TORCH_LIBRARY(actormimic_fast, m) {
-  // Per-row Actor-Mimic policy loss: -sum over legal a of softmax(teacher_q / tau)_a log softmax(student_logits)_a.
+  // Actor-Mimic policy loss: -sum over legal a of softmax(teacher_q / tau)_a log softmax(student_logits)_a per
+  // row, then reduced ("none": [B], "mean" or "sum": a scalar). Reducing here keeps a training step's autograd
+  // graph at one node.
   m.def("masked_softmax_xent(Tensor student_logits, Tensor teacher_q, Tensor action_mask, Tensor? game_id, "
-        "float tau) -> Tensor",
+        "float tau, str reduction=\"none\") -> Tensor",
         {at::Tag::pt2_compliant_tag});
-  // The loss and d loss_b / d student_logits[b] = softmax_legal(student_logits) - softmax_legal(teacher_q / tau)
+  // The per-row loss and d loss_b / d student_logits[b] = softmax_legal(student_logits) - softmax_legal(teacher_q / tau)
   // ([B, A] in the loss dtype, 0 at illegal actions), from one pass: what the CPU autograd kernel saves for
   // the backward when only student_logits needs a gradient.
   m.def("masked_softmax_xent_and_grad(Tensor student_logits, Tensor teacher_q, Tensor action_mask, "

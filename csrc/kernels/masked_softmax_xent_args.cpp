@@ -113,6 +113,20 @@ void check_grad_loss(const at::Tensor& grad_loss, const CheckedXentInputs& input
   check_device(grad_loss, "grad_loss", inputs.student_logits);
 }
 
+Reduction parse_reduction(std::string_view reduction) {
+  if (reduction == "none") return Reduction::kNone;
+  if (reduction == "mean") return Reduction::kMean;
+  TORCH_CHECK_VALUE(reduction == "sum", kOp, "reduction must be one of ('none', 'mean', 'sum'), got '", reduction,
+                    "'");
+  return Reduction::kSum;
+}
+
+at::Tensor reduce_loss(const at::Tensor& loss, Reduction reduction) {
+  if (reduction == Reduction::kMean) return loss.mean();
+  if (reduction == Reduction::kSum) return loss.sum();
+  return loss;
+}
+
 void raise_for_status(const XentStatus& status, const CheckedXentInputs& inputs) {
   if (status.first_row_with_bad_game_id != XentStatus::kNoRow) {
     const auto row = static_cast<int64_t>(status.first_row_with_bad_game_id);

@@ -1,7 +1,8 @@
 // Autograd of masked_softmax_xent, in C++ so that a training step pays no Python on the way (the Python
-// register_autograd wrapper cost ~60 us per step, more than the whole eager reference at B = 32).
-// Forward: redispatches below autograd to the backend kernels. What it keeps for the backward depends on
-// which gradients are needed:
+// register_autograd wrapper cost ~60 us per step, more than the whole eager reference at B = 32), and with
+// the reduction inside the node (no separate mean node and kernel in the graph).
+// Forward: redispatches below autograd to the backend kernels for the per-row loss, then reduces. What it
+// keeps for the backward depends on which gradients are needed:
 //   - only student_logits on CPU: the forward runs masked_softmax_xent_and_grad and keeps d loss / d logits
 //     = p - q ([B, A], loss dtype); the backward is one multiply by grad_loss (the CPU kernel would
 //     otherwise recompute every exp: ~3 ns/row instead of ~50).
@@ -13,7 +14,10 @@
 #include <torch/library.h>
 
 #include <optional>
+#include <string_view>
 #include <tuple>
+
+#include "kernels/masked_softmax_xent_args.h"
 
 namespace actormimic_fast::kernels {
 
@@ -23,12 +27,12 @@ using torch::autograd::AutogradContext;
 using torch::autograd::variable_list;
 
 at::Tensor forward_op(const at::Tensor& student_logits, const at::Tensor& teacher_q, const at::Tensor& action_mask,
-                      const std::optional<at::Tensor>& game_id, double tau) {
+                      const std::optional<at::Tensor>& game_id, double tau, std::string_view reduction) {
   static const auto op = c10::Dispatcher::singleton()
                              .findSchemaOrThrow("actormimic_fast::masked_softmax_xent", "")
                              .typed<at::Tensor(const at::Tensor&, const at::Tensor&, const at::Tensor&,
-                                               const std::optional<at::Tensor>&, double)>();
-  return op.call(student_logits, teacher_q, action_mask, game_id, tau);
+                                               const std::optional<at::Tensor>&, double, std::string_view)>();
+  return op.call(student_logits, teacher_q, action_mask, game_id, tau, reduction);
 }
 
 std::tuple<at::Tensor, at::Tensor> forward_and_grad_op(const at::Tensor& student_logits, const at::Tensor& teacher_q,
@@ -57,50 +61,57 @@ std::tuple<at::Tensor, at::Tensor> backward_op(const at::Tensor& grad_loss, cons
 class MaskedSoftmaxXentFunction : public torch::autograd::Function<MaskedSoftmaxXentFunction> {
  public:
   static at::Tensor forward(AutogradContext* ctx, const at::Tensor& student_logits, const at::Tensor& teacher_q,
-                            const at::Tensor& action_mask, const std::optional<at::Tensor>& game_id, double tau) {
+                            const at::Tensor& action_mask, const std::optional<at::Tensor>& game_id, double tau,
+                            int64_t reduction) {
     const at::AutoDispatchBelowADInplaceOrView below_autograd;
-    const bool student_grad = student_logits.requires_grad();
-    const bool teacher_grad = teacher_q.requires_grad();
-    const bool keep_grad = student_grad && !teacher_grad && student_logits.device().is_cpu();
+    const bool keep_grad = !teacher_q.requires_grad() && student_logits.device().is_cpu();
     ctx->saved_data["keep_grad"] = keep_grad;
+    ctx->saved_data["reduction"] = reduction;
+    at::Tensor loss;
     if (keep_grad) {
-      auto [loss, grad_student] = forward_and_grad_op(student_logits, teacher_q, action_mask, game_id, tau);
+      at::Tensor grad_student;
+      std::tie(loss, grad_student) = forward_and_grad_op(student_logits, teacher_q, action_mask, game_id, tau);
       ctx->saved_data["dtype"] = student_logits.scalar_type();
       ctx->save_for_backward({grad_student});
-      return loss;
-    }
-    at::Tensor loss = forward_op(student_logits, teacher_q, action_mask, game_id, tau);
-    if (student_grad || teacher_grad) {
+    } else {
+      loss = forward_op(student_logits, teacher_q, action_mask, game_id, tau, "none");
       ctx->saved_data["tau"] = tau;
       ctx->save_for_backward({student_logits, teacher_q, action_mask, game_id.value_or(at::Tensor())});
     }
-    return loss;
+    return reduce_loss(loss, static_cast<Reduction>(reduction));
   }
 
   static variable_list backward(AutogradContext* ctx, variable_list grad_outputs) {
-    const at::Tensor& grad_loss = grad_outputs[0];
     const variable_list saved = ctx->get_saved_variables();
+    const int64_t rows = saved[0].size(0);
+    // d output / d loss_b: grad_outputs[0] per row, or the same for every row (mean: divided by B, as
+    // mean's own backward does), as a stride-0 view.
+    at::Tensor grad_loss = grad_outputs[0];
+    const auto reduction = static_cast<Reduction>(ctx->saved_data["reduction"].toInt());
+    if (reduction == Reduction::kMean) grad_loss = grad_loss / rows;
+    if (reduction != Reduction::kNone) grad_loss = grad_loss.expand({rows});
     if (ctx->saved_data["keep_grad"].toBool()) {
       const at::Tensor grad_student = (saved[0] * grad_loss.unsqueeze(1)).to(ctx->saved_data["dtype"].toScalarType());
-      return {grad_student, at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor()};
+      return {grad_student, at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor()};
     }
     const bool teacher_grad = ctx->needs_input_grad(1);
     const std::optional<at::Tensor> game_id = saved[3].defined() ? std::optional<at::Tensor>(saved[3]) : std::nullopt;
     auto [grad_student, grad_teacher] = backward_op(grad_loss, saved[0], saved[1], saved[2], game_id,
                                                     ctx->saved_data["tau"].toDouble(), teacher_grad);
     return {ctx->needs_input_grad(0) ? grad_student : at::Tensor(), teacher_grad ? grad_teacher : at::Tensor(),
-            at::Tensor(), at::Tensor(), at::Tensor()};
+            at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor()};
   }
 };
 
 at::Tensor masked_softmax_xent_autograd(const at::Tensor& student_logits, const at::Tensor& teacher_q,
                                         const at::Tensor& action_mask, const std::optional<at::Tensor>& game_id,
-                                        double tau) {
+                                        double tau, std::string_view reduction) {
   if (!at::GradMode::is_enabled() || !(student_logits.requires_grad() || teacher_q.requires_grad())) {
     const at::AutoDispatchBelowADInplaceOrView below_autograd;
-    return forward_op(student_logits, teacher_q, action_mask, game_id, tau);
+    return forward_op(student_logits, teacher_q, action_mask, game_id, tau, reduction);
   }
-  return MaskedSoftmaxXentFunction::apply(student_logits, teacher_q, action_mask, game_id, tau);
+  const auto reduce = static_cast<int64_t>(parse_reduction(reduction));
+  return MaskedSoftmaxXentFunction::apply(student_logits, teacher_q, action_mask, game_id, tau, reduce);
 }
 
 }  // namespace

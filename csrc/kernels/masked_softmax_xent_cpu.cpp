@@ -413,7 +413,8 @@ void dispatch_dtype(ScalarType dtype, Fn&& fn) {
 
 at::Tensor masked_softmax_xent_cpu(const at::Tensor& student_logits, const at::Tensor& teacher_q,
                                    const at::Tensor& action_mask, const std::optional<at::Tensor>& game_id,
-                                   double tau) {
+                                   double tau, std::string_view reduction) {
+  const Reduction reduce = parse_reduction(reduction);
   const CheckedXentInputs inputs =
       check_xent_inputs(student_logits, teacher_q, action_mask, game_id, tau, c10::DeviceType::CPU);
   at::Tensor loss = at::empty({inputs.raw.rows}, student_logits.options().dtype(loss_dtype(student_logits.scalar_type())));
@@ -423,7 +424,7 @@ at::Tensor masked_softmax_xent_cpu(const at::Tensor& student_logits, const at::T
     forward_rows<scalar_t>(inputs.raw, loss.mutable_data_ptr<at::opmath_type<scalar_t>>(), nullptr, status);
   });
   raise_for_status(status, inputs);
-  return loss;
+  return reduce_loss(loss, reduce);
 }
 
 std::tuple<at::Tensor, at::Tensor> masked_softmax_xent_and_grad_cpu(const at::Tensor& student_logits,

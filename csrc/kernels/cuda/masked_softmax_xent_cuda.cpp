@@ -22,9 +22,9 @@ namespace {
 
 static_assert(sizeof(XentStatus) == 2 * sizeof(int64_t), "XentStatus is read back as two int64 values");
 
-at::Tensor masked_softmax_xent_cuda(const at::Tensor& student_logits, const at::Tensor& teacher_q,
-                                    const at::Tensor& action_mask, const std::optional<at::Tensor>& game_id,
-                                    double tau) {
+// The per-row loss.
+at::Tensor per_row_loss_cuda(const at::Tensor& student_logits, const at::Tensor& teacher_q,
+                             const at::Tensor& action_mask, const std::optional<at::Tensor>& game_id, double tau) {
   const CheckedXentInputs inputs =
       check_xent_inputs(student_logits, teacher_q, action_mask, game_id, tau, c10::DeviceType::CUDA);
   const c10::cuda::CUDAGuard guard(student_logits.device());
@@ -48,6 +48,13 @@ at::Tensor masked_softmax_xent_cuda(const at::Tensor& student_logits, const at::
     raise_for_status(read_back, inputs);
   }
   return loss;
+}
+
+at::Tensor masked_softmax_xent_cuda(const at::Tensor& student_logits, const at::Tensor& teacher_q,
+                                    const at::Tensor& action_mask, const std::optional<at::Tensor>& game_id,
+                                    double tau, std::string_view reduction) {
+  const Reduction reduce = parse_reduction(reduction);
+  return reduce_loss(per_row_loss_cuda(student_logits, teacher_q, action_mask, game_id, tau), reduce);
 }
 
 std::tuple<at::Tensor, at::Tensor> masked_softmax_xent_backward_cuda(
@@ -80,7 +87,7 @@ std::tuple<at::Tensor, at::Tensor> masked_softmax_xent_and_grad_cuda(const at::T
                                                                      const at::Tensor& action_mask,
                                                                      const std::optional<at::Tensor>& game_id,
                                                                      double tau) {
-  at::Tensor loss = masked_softmax_xent_cuda(student_logits, teacher_q, action_mask, game_id, tau);
+  at::Tensor loss = per_row_loss_cuda(student_logits, teacher_q, action_mask, game_id, tau);
   const at::ScalarType math = loss.scalar_type();
   const at::Tensor unit = at::ones({1}, loss.options()).expand({loss.size(0)});
   at::Tensor grad_student = std::get<0>(masked_softmax_xent_backward_cuda(
