@@ -58,9 +58,14 @@ def _masked_softmax_xent_fake(student_logits, teacher_q, action_mask, game_id, t
 
 
 @torch.library.register_fake("actormimic_fast::masked_softmax_xent_and_grad")
-def _masked_softmax_xent_and_grad_fake(student_logits, teacher_q, action_mask, game_id, tau):
-    loss = _masked_softmax_xent_fake(student_logits, teacher_q, action_mask, game_id, tau)
+def _masked_softmax_xent_and_grad_fake(student_logits, teacher_q, action_mask, game_id, tau, reduction="none"):
+    loss = _masked_softmax_xent_fake(student_logits, teacher_q, action_mask, game_id, tau, reduction)
     return loss, student_logits.new_empty(student_logits.shape, dtype=loss.dtype)
+
+
+@torch.library.register_fake("actormimic_fast::masked_softmax_xent_scale_grad")
+def _masked_softmax_xent_scale_grad_fake(dloss_dlogits, grad_output, reduction, dtype):
+    return torch.empty_like(dloss_dlogits, dtype=dtype)
 
 
 @torch.library.register_fake("actormimic_fast::masked_softmax_xent_backward")

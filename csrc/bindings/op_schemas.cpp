@@ -11,11 +11,16 @@ TORCH_LIBRARY(actormimic_fast, m) {
   m.def("masked_softmax_xent(Tensor student_logits, Tensor teacher_q, Tensor action_mask, Tensor? game_id, "
         "float tau, str reduction=\"none\") -> Tensor",
         {at::Tag::pt2_compliant_tag});
-  // The per-row loss and d loss_b / d student_logits[b] = softmax_legal(student_logits) - softmax_legal(teacher_q / tau)
-  // ([B, A] in the loss dtype, 0 at illegal actions), from one pass: what the CPU autograd kernel saves for
-  // the backward when only student_logits needs a gradient.
+  // The (reduced) loss and d loss_b / d student_logits[b] = softmax_legal(student_logits) - softmax_legal(teacher_q
+  // / tau) ([B, A] in the loss dtype, 0 at illegal actions; not scaled by the reduction), from one pass: what the
+  // CPU autograd kernel saves for the backward when only student_logits needs a gradient.
   m.def("masked_softmax_xent_and_grad(Tensor student_logits, Tensor teacher_q, Tensor action_mask, "
-        "Tensor? game_id, float tau) -> (Tensor, Tensor)",
+        "Tensor? game_id, float tau, str reduction=\"none\") -> (Tensor, Tensor)",
+        {at::Tag::pt2_compliant_tag});
+  // The student_logits gradient from masked_softmax_xent_and_grad's saved d loss / d logits and the loss's
+  // upstream gradient grad_output (shaped like that reduced loss), in dtype (the inputs' dtype).
+  m.def("masked_softmax_xent_scale_grad(Tensor dloss_dlogits, Tensor grad_output, str reduction, "
+        "ScalarType dtype) -> Tensor",
         {at::Tag::pt2_compliant_tag});
   // Gradients w.r.t. student_logits and (when teacher_grad, else an empty tensor) teacher_q; recomputes
   // the row statistics from the inputs.

@@ -39,6 +39,10 @@ Reduction parse_reduction(std::string_view reduction);
 /// Applies `reduction` to the per-row loss.
 at::Tensor reduce_loss(const at::Tensor& loss, Reduction reduction);
 
+/// Validates masked_softmax_xent_scale_grad's arguments against each other.
+void check_scale_grad_inputs(const at::Tensor& dloss_dlogits, const at::Tensor& grad_output, Reduction reduction,
+                             at::ScalarType dtype);
+
 /// Raises the documented error for the first failed row the backend reported, if any.
 void raise_for_status(const XentStatus& status, const CheckedXentInputs& inputs);
 

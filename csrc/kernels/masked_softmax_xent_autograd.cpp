@@ -14,6 +14,7 @@
 #include <torch/library.h>
 
 #include <optional>
+#include <string>
 #include <string_view>
 #include <tuple>
 
@@ -37,13 +38,23 @@ at::Tensor forward_op(const at::Tensor& student_logits, const at::Tensor& teache
 
 std::tuple<at::Tensor, at::Tensor> forward_and_grad_op(const at::Tensor& student_logits, const at::Tensor& teacher_q,
                                                        const at::Tensor& action_mask,
-                                                       const std::optional<at::Tensor>& game_id, double tau) {
+                                                       const std::optional<at::Tensor>& game_id, double tau,
+                                                       std::string_view reduction) {
   static const auto op = c10::Dispatcher::singleton()
                              .findSchemaOrThrow("actormimic_fast::masked_softmax_xent_and_grad", "")
                              .typed<std::tuple<at::Tensor, at::Tensor>(
                                  const at::Tensor&, const at::Tensor&, const at::Tensor&,
-                                 const std::optional<at::Tensor>&, double)>();
-  return op.call(student_logits, teacher_q, action_mask, game_id, tau);
+                                 const std::optional<at::Tensor>&, double, std::string_view)>();
+  return op.call(student_logits, teacher_q, action_mask, game_id, tau, reduction);
+}
+
+at::Tensor scale_grad_op(const at::Tensor& dloss_dlogits, const at::Tensor& grad_output, std::string_view reduction,
+                         at::ScalarType dtype) {
+  static const auto op = c10::Dispatcher::singleton()
+                             .findSchemaOrThrow("actormimic_fast::masked_softmax_xent_scale_grad", "")
+                             .typed<at::Tensor(const at::Tensor&, const at::Tensor&, std::string_view,
+                                               at::ScalarType)>();
+  return op.call(dloss_dlogits, grad_output, reduction, dtype);
 }
 
 std::tuple<at::Tensor, at::Tensor> backward_op(const at::Tensor& grad_loss, const at::Tensor& student_logits,
@@ -62,38 +73,37 @@ class MaskedSoftmaxXentFunction : public torch::autograd::Function<MaskedSoftmax
  public:
   static at::Tensor forward(AutogradContext* ctx, const at::Tensor& student_logits, const at::Tensor& teacher_q,
                             const at::Tensor& action_mask, const std::optional<at::Tensor>& game_id, double tau,
-                            int64_t reduction) {
+                            std::string_view reduction) {
     const at::AutoDispatchBelowADInplaceOrView below_autograd;
     const bool keep_grad = !teacher_q.requires_grad() && student_logits.device().is_cpu();
     ctx->saved_data["keep_grad"] = keep_grad;
-    ctx->saved_data["reduction"] = reduction;
-    at::Tensor loss;
+    ctx->saved_data["reduction"] = std::string(reduction);
     if (keep_grad) {
-      at::Tensor grad_student;
-      std::tie(loss, grad_student) = forward_and_grad_op(student_logits, teacher_q, action_mask, game_id, tau);
+      auto [loss, grad_student] = forward_and_grad_op(student_logits, teacher_q, action_mask, game_id, tau, reduction);
       ctx->saved_data["dtype"] = student_logits.scalar_type();
       ctx->save_for_backward({grad_student});
-    } else {
-      loss = forward_op(student_logits, teacher_q, action_mask, game_id, tau, "none");
-      ctx->saved_data["tau"] = tau;
-      ctx->save_for_backward({student_logits, teacher_q, action_mask, game_id.value_or(at::Tensor())});
+      return loss;
     }
-    return reduce_loss(loss, static_cast<Reduction>(reduction));
+    ctx->saved_data["tau"] = tau;
+    ctx->save_for_backward({student_logits, teacher_q, action_mask, game_id.value_or(at::Tensor())});
+    return forward_op(student_logits, teacher_q, action_mask, game_id, tau, reduction);
   }
 
   static variable_list backward(AutogradContext* ctx, variable_list grad_outputs) {
     const variable_list saved = ctx->get_saved_variables();
-    const int64_t rows = saved[0].size(0);
-    // d output / d loss_b: grad_outputs[0] per row, or the same for every row (mean: divided by B, as
-    // mean's own backward does), as a stride-0 view.
-    at::Tensor grad_loss = grad_outputs[0];
-    const auto reduction = static_cast<Reduction>(ctx->saved_data["reduction"].toInt());
-    if (reduction == Reduction::kMean) grad_loss = grad_loss / rows;
-    if (reduction != Reduction::kNone) grad_loss = grad_loss.expand({rows});
+    const std::string_view reduction_name = ctx->saved_data["reduction"].toStringView();
     if (ctx->saved_data["keep_grad"].toBool()) {
-      const at::Tensor grad_student = (saved[0] * grad_loss.unsqueeze(1)).to(ctx->saved_data["dtype"].toScalarType());
+      const at::Tensor grad_student =
+          scale_grad_op(saved[0], grad_outputs[0], reduction_name, ctx->saved_data["dtype"].toScalarType());
       return {grad_student, at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor()};
     }
+    // d output / d loss_b: grad_outputs[0] per row, or the same for every row (mean: divided by B, as
+    // mean's own backward does), as a stride-0 view.
+    const Reduction reduction = parse_reduction(reduction_name);
+    const int64_t rows = saved[0].size(0);
+    at::Tensor grad_loss = grad_outputs[0];
+    if (reduction == Reduction::kMean) grad_loss = grad_loss / rows;
+    if (reduction != Reduction::kNone) grad_loss = grad_loss.expand({rows});
     const bool teacher_grad = ctx->needs_input_grad(1);
     const std::optional<at::Tensor> game_id = saved[3].defined() ? std::optional<at::Tensor>(saved[3]) : std::nullopt;
     auto [grad_student, grad_teacher] = backward_op(grad_loss, saved[0], saved[1], saved[2], game_id,
@@ -110,8 +120,7 @@ at::Tensor masked_softmax_xent_autograd(const at::Tensor& student_logits, const 
     const at::AutoDispatchBelowADInplaceOrView below_autograd;
     return forward_op(student_logits, teacher_q, action_mask, game_id, tau, reduction);
   }
-  const auto reduce = static_cast<int64_t>(parse_reduction(reduction));
-  return MaskedSoftmaxXentFunction::apply(student_logits, teacher_q, action_mask, game_id, tau, reduce);
+  return MaskedSoftmaxXentFunction::apply(student_logits, teacher_q, action_mask, game_id, tau, reduction);
 }
 
 }  // namespace

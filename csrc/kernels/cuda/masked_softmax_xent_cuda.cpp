@@ -86,13 +86,25 @@ std::tuple<at::Tensor, at::Tensor> masked_softmax_xent_and_grad_cuda(const at::T
                                                                      const at::Tensor& teacher_q,
                                                                      const at::Tensor& action_mask,
                                                                      const std::optional<at::Tensor>& game_id,
-                                                                     double tau) {
+                                                                     double tau, std::string_view reduction) {
+  const Reduction reduce = parse_reduction(reduction);
   at::Tensor loss = per_row_loss_cuda(student_logits, teacher_q, action_mask, game_id, tau);
   const at::ScalarType math = loss.scalar_type();
   const at::Tensor unit = at::ones({1}, loss.options()).expand({loss.size(0)});
   at::Tensor grad_student = std::get<0>(masked_softmax_xent_backward_cuda(
       unit, student_logits.to(math), teacher_q.to(math), action_mask, game_id, tau, false));
-  return {loss, grad_student};
+  return {reduce_loss(loss, reduce), grad_student};
+}
+
+// Elementwise ATen ops: the autograd kernel only calls this op on CPU.
+at::Tensor masked_softmax_xent_scale_grad_cuda(const at::Tensor& dloss_dlogits, const at::Tensor& grad_output,
+                                               std::string_view reduction_name, at::ScalarType dtype) {
+  const Reduction reduction = parse_reduction(reduction_name);
+  check_scale_grad_inputs(dloss_dlogits, grad_output, reduction, dtype);
+  const int64_t rows = dloss_dlogits.size(0);
+  at::Tensor grad_loss = reduction == Reduction::kMean ? grad_output / rows : grad_output;
+  grad_loss = reduction == Reduction::kNone ? grad_loss : grad_loss.expand({rows});
+  return (grad_loss.unsqueeze(1) * dloss_dlogits).to(dtype);
 }
 
 }  // namespace
@@ -100,6 +112,7 @@ std::tuple<at::Tensor, at::Tensor> masked_softmax_xent_and_grad_cuda(const at::T
 TORCH_LIBRARY_IMPL(actormimic_fast, CUDA, m) {
   m.impl("masked_softmax_xent", &masked_softmax_xent_cuda);
   m.impl("masked_softmax_xent_and_grad", &masked_softmax_xent_and_grad_cuda);
+  m.impl("masked_softmax_xent_scale_grad", &masked_softmax_xent_scale_grad_cuda);
   m.impl("masked_softmax_xent_backward", &masked_softmax_xent_backward_cuda);
 }
 
