@@ -1,8 +1,9 @@
-"""Fused ops of actormimic_fast: the Python API, fake (meta) kernels and autograd.
+"""Fused ops of actormimic_fast: the Python API and the fake (meta) kernels.
 
 The schemas are declared in C++ (csrc/bindings/op_schemas.cpp) and each backend registers its kernels
-there (CPU: csrc/kernels/masked_softmax_xent_cpu.cpp, CUDA: csrc/kernels/cuda/). This module adds what
-torch.compile and autograd need; it never branches on device.
+there (CPU: csrc/kernels/masked_softmax_xent_cpu.cpp, CUDA: csrc/kernels/cuda/), as does autograd
+(csrc/kernels/masked_softmax_xent_autograd.cpp: no Python runs in a training step's forward or backward).
+This module adds what torch.compile needs; it never branches on device.
 
     loss = ops.masked_softmax_xent(student_logits, teacher_q, action_masks, tau=1.0, game_id=game_id,
                                    reduction="mean")
@@ -35,13 +36,8 @@ def masked_softmax_xent(student_logits: torch.Tensor, teacher_q: torch.Tensor, a
     """
     if reduction not in _REDUCTIONS:
         raise ValueError(f"masked_softmax_xent: reduction must be one of {_REDUCTIONS}, got {reduction!r}")
-    loss = torch.ops.actormimic_fast.masked_softmax_xent.default(student_logits, teacher_q, action_mask,
-                                                                 game_id, float(tau))
-    if reduction == "mean":
-        return loss.mean()
-    if reduction == "sum":
-        return loss.sum()
-    return loss
+    return torch.ops.actormimic_fast.masked_softmax_xent.default(student_logits, teacher_q, action_mask, game_id,
+                                                                 float(tau), reduction)
 
 
 def _loss_dtype(dtype: torch.dtype) -> torch.dtype:
@@ -49,13 +45,27 @@ def _loss_dtype(dtype: torch.dtype) -> torch.dtype:
 
 
 @torch.library.register_fake("actormimic_fast::masked_softmax_xent")
-def _masked_softmax_xent_fake(student_logits, teacher_q, action_mask, game_id, tau):
+def _masked_softmax_xent_fake(student_logits, teacher_q, action_mask, game_id, tau, reduction="none"):
+    torch._check(reduction in _REDUCTIONS,
+                 lambda: f"masked_softmax_xent: reduction must be one of {_REDUCTIONS}, got {reduction!r}")
     torch._check(student_logits.dim() == 2, lambda: "masked_softmax_xent: student_logits must be 2-D [B, A]")
     torch._check(teacher_q.shape == student_logits.shape,
                  lambda: "masked_softmax_xent: teacher_q must have the shape of student_logits")
     torch._check(teacher_q.dtype == student_logits.dtype,
                  lambda: "masked_softmax_xent: teacher_q must have the dtype of student_logits")
-    return student_logits.new_empty(student_logits.shape[0], dtype=_loss_dtype(student_logits.dtype))
+    shape = (student_logits.shape[0],) if reduction == "none" else ()
+    return student_logits.new_empty(shape, dtype=_loss_dtype(student_logits.dtype))
+
+
+@torch.library.register_fake("actormimic_fast::masked_softmax_xent_and_grad")
+def _masked_softmax_xent_and_grad_fake(student_logits, teacher_q, action_mask, game_id, tau, reduction="none"):
+    loss = _masked_softmax_xent_fake(student_logits, teacher_q, action_mask, game_id, tau, reduction)
+    return loss, student_logits.new_empty(student_logits.shape, dtype=loss.dtype)
+
+
+@torch.library.register_fake("actormimic_fast::masked_softmax_xent_scale_grad")
+def _masked_softmax_xent_scale_grad_fake(dloss_dlogits, grad_output, reduction, dtype):
+    return torch.empty_like(dloss_dlogits, dtype=dtype)
 
 
 @torch.library.register_fake("actormimic_fast::masked_softmax_xent_backward")
@@ -63,20 +73,3 @@ def _masked_softmax_xent_backward_fake(grad_loss, student_logits, teacher_q, act
                                        teacher_grad):
     grad_teacher = torch.empty_like(teacher_q) if teacher_grad else teacher_q.new_empty(0)
     return torch.empty_like(student_logits), grad_teacher
-
-
-def _setup_context(ctx, inputs, output):
-    student_logits, teacher_q, action_mask, game_id, tau = inputs
-    ctx.save_for_backward(student_logits, teacher_q, action_mask, game_id)
-    ctx.tau = tau
-
-
-def _backward(ctx, grad_loss):
-    student_logits, teacher_q, action_mask, game_id = ctx.saved_tensors
-    teacher_grad = ctx.needs_input_grad[1]
-    grad_student, grad_teacher = torch.ops.actormimic_fast.masked_softmax_xent_backward.default(
-        grad_loss, student_logits, teacher_q, action_mask, game_id, ctx.tau, teacher_grad)
-    return grad_student, (grad_teacher if teacher_grad else None), None, None, None
-
-
-torch.library.register_autograd("actormimic_fast::masked_softmax_xent", _backward, setup_context=_setup_context)

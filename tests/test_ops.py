@@ -23,6 +23,8 @@ LEGAL_COUNTS = (3, 18, 1, 7)  # 3 and 18 legal actions in one batch, and a singl
 TOLERANCE = {torch.float64: 1e-10, torch.float32: 1e-5, torch.float16: 0.0, torch.bfloat16: 0.0}
 OP = torch.ops.actormimic_fast.masked_softmax_xent.default
 BACKWARD_OP = torch.ops.actormimic_fast.masked_softmax_xent_backward.default
+AND_GRAD_OP = torch.ops.actormimic_fast.masked_softmax_xent_and_grad.default
+SCALE_GRAD_OP = torch.ops.actormimic_fast.masked_softmax_xent_scale_grad.default
 
 
 def random_masks(count: int, actions: int, generator: torch.Generator) -> torch.Tensor:
@@ -221,6 +223,27 @@ def test_reductions(device):
 
 
 @pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("reduction", ["mean", "sum"])
+@pytest.mark.parametrize("teacher_grad", [False, True])
+def test_reduction_inside_the_op_matches_reducing_per_row_losses(device, reduction, teacher_grad):
+    """The op reduces in its own autograd node; both backward paths (saved p - q when only student_logits
+    needs a gradient, recomputation when teacher_q does too) must match reducing the per-row loss."""
+    student, teacher, mask, game_id = make_inputs(device, form="table")
+    s, t = student.clone().requires_grad_(), teacher.clone().requires_grad_(teacher_grad)
+    got = ops.masked_softmax_xent(s, t, mask, 0.5, game_id=game_id, reduction=reduction)
+    s64, t64 = student.double().requires_grad_(), teacher.double().requires_grad_(teacher_grad)
+    per_row = reference(s64, t64, mask, 0.5, game_id)
+    expected = per_row.mean() if reduction == "mean" else per_row.sum()
+    assert got.shape == () and got.dtype == torch.float32
+    torch.testing.assert_close(got.double(), expected, rtol=1e-5, atol=1e-5)
+    got.backward()
+    expected.backward()
+    torch.testing.assert_close(s.grad.double(), s64.grad, rtol=1e-5, atol=1e-6)
+    if teacher_grad:
+        torch.testing.assert_close(t.grad.double(), t64.grad, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("form", ["rows", "table"])
 def test_gradcheck_float64(device, form):
     student, teacher, mask, game_id = make_inputs(device, torch.float64, rows=8, actions=6, scale=1.0, form=form)
@@ -243,6 +266,15 @@ def test_opcheck(device):
     ]
     for args in samples:
         torch.library.opcheck(OP, args)
+    for reduction in ("mean", "sum"):
+        torch.library.opcheck(OP, (student.clone().requires_grad_(), teacher, mask, None, 1.0, reduction))
+        torch.library.opcheck(OP, (table_student, table_teacher.clone().requires_grad_(), table, game_id, 1.0,
+                                   reduction))
+    for reduction in ("none", "mean"):
+        torch.library.opcheck(AND_GRAD_OP, (student, teacher, mask, None, 1.0, reduction))
+    dloss_dlogits = torch.randn(12, A, device=device)
+    torch.library.opcheck(SCALE_GRAD_OP, (dloss_dlogits, torch.randn(12, device=device), "none", torch.float16))
+    torch.library.opcheck(SCALE_GRAD_OP, (dloss_dlogits, torch.randn((), device=device), "mean", torch.float32))
     grad_loss = torch.randn(12, device=device)
     torch.library.opcheck(BACKWARD_OP, (grad_loss, student, teacher, mask, None, 1.0, True))
     torch.library.opcheck(BACKWARD_OP, (grad_loss, student, teacher, mask, None, 1.0, False))
@@ -388,6 +420,15 @@ def test_bad_reduction_raises_value_error():
     student, teacher, mask, _ = make_inputs("cpu", rows=4)
     with pytest.raises(ValueError, match=r"reduction must be one of \('none', 'mean', 'sum'\), got 'avg'"):
         ops.masked_softmax_xent(student, teacher, mask, reduction="avg")
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_op_called_directly_checks_reduction(device):
+    student, teacher, mask, _ = make_inputs(device, rows=4)
+    with pytest.raises(ValueError, match=r"reduction must be one of \('none', 'mean', 'sum'\), got 'avg'"):
+        OP(student, teacher, mask, None, 1.0, "avg")
+    with pytest.raises(ValueError, match=r"reduction must be one of \('none', 'mean', 'sum'\), got 'avg'"):
+        OP(student.clone().requires_grad_(), teacher, mask, None, 1.0, "avg")
 
 
 @pytest.mark.parametrize("device", DEVICES)

@@ -1,12 +1,26 @@
 // Schemas of the fused ops, declared once; each backend registers its kernels with TORCH_LIBRARY_IMPL
-// (csrc/kernels/*_cpu.cpp, csrc/kernels/cuda/*_cuda.cpp) and actormimic_fast/ops.py adds the fake
-// (meta) kernels and autograd. Loading actormimic_fast._C runs these registrations.
+// (csrc/kernels/*_cpu.cpp, csrc/kernels/cuda/*_cuda.cpp), csrc/kernels/masked_softmax_xent_autograd.cpp
+// registers the Autograd kernel of masked_softmax_xent, and actormimic_fast/ops.py adds the fake (meta)
+// kernels. Loading actormimic_fast._C runs these registrations.
 #include <torch/library.h>
 
 TORCH_LIBRARY(actormimic_fast, m) {
-  // Per-row Actor-Mimic policy loss: -sum over legal a of softmax(teacher_q / tau)_a log softmax(student_logits)_a.
+  // Actor-Mimic policy loss: -sum over legal a of softmax(teacher_q / tau)_a log softmax(student_logits)_a per
+  // row, then reduced ("none": [B], "mean" or "sum": a scalar). Reducing here keeps a training step's autograd
+  // graph at one node.
   m.def("masked_softmax_xent(Tensor student_logits, Tensor teacher_q, Tensor action_mask, Tensor? game_id, "
-        "float tau) -> Tensor",
+        "float tau, str reduction=\"none\") -> Tensor",
+        {at::Tag::pt2_compliant_tag});
+  // The (reduced) loss and d loss_b / d student_logits[b] = softmax_legal(student_logits) - softmax_legal(teacher_q
+  // / tau) ([B, A] in the loss dtype, 0 at illegal actions; not scaled by the reduction), from one pass: what the
+  // CPU autograd kernel saves for the backward when only student_logits needs a gradient.
+  m.def("masked_softmax_xent_and_grad(Tensor student_logits, Tensor teacher_q, Tensor action_mask, "
+        "Tensor? game_id, float tau, str reduction=\"none\") -> (Tensor, Tensor)",
+        {at::Tag::pt2_compliant_tag});
+  // The student_logits gradient from masked_softmax_xent_and_grad's saved d loss / d logits and the loss's
+  // upstream gradient grad_output (shaped like that reduced loss), in dtype (the inputs' dtype).
+  m.def("masked_softmax_xent_scale_grad(Tensor dloss_dlogits, Tensor grad_output, str reduction, "
+        "ScalarType dtype) -> Tensor",
         {at::Tag::pt2_compliant_tag});
   // Gradients w.r.t. student_logits and (when teacher_grad, else an empty tensor) teacher_q; recomputes
   // the row statistics from the inputs.

@@ -22,8 +22,9 @@
 // Data flow: the op glue (masked_softmax_xent_cpu.cpp, cuda/masked_softmax_xent_cuda.cpp) checks the
 // tensors (masked_softmax_xent_args.h) and fills the plain structs below; the CPU loops and the CUDA
 // kernels read only these, so the .cu file needs no torch header. Both backends are stateless and
-// thread-safe: every call owns its outputs, and the backward recomputes the row statistics instead of
-// keeping [B, A] activations alive between forward and backward.
+// thread-safe: every call owns its outputs. The backward kernel recomputes the row statistics from the
+// inputs; on CPU the autograd kernel (masked_softmax_xent_autograd.cpp) instead keeps the forward's p - q
+// when only the student gradient is needed, and the backward is then one scaling of it.
 #pragma once
 
 #include <cstdint>

@@ -113,6 +113,39 @@ void check_grad_loss(const at::Tensor& grad_loss, const CheckedXentInputs& input
   check_device(grad_loss, "grad_loss", inputs.student_logits);
 }
 
+Reduction parse_reduction(std::string_view reduction) {
+  if (reduction == "none") return Reduction::kNone;
+  if (reduction == "mean") return Reduction::kMean;
+  TORCH_CHECK_VALUE(reduction == "sum", kOp, "reduction must be one of ('none', 'mean', 'sum'), got '", reduction,
+                    "'");
+  return Reduction::kSum;
+}
+
+at::Tensor reduce_loss(const at::Tensor& loss, Reduction reduction) {
+  if (reduction == Reduction::kMean) return loss.mean();
+  if (reduction == Reduction::kSum) return loss.sum();
+  return loss;
+}
+
+void check_scale_grad_inputs(const at::Tensor& dloss_dlogits, const at::Tensor& grad_output, Reduction reduction,
+                             at::ScalarType dtype) {
+  TORCH_CHECK_VALUE(dloss_dlogits.dim() == 2, kOp, "dloss_dlogits must be 2-D [B, A], got shape ",
+                    dloss_dlogits.sizes());
+  const at::ScalarType expected = loss_dtype(dtype);
+  TORCH_CHECK_TYPE(dloss_dlogits.scalar_type() == expected && grad_output.scalar_type() == expected, kOp,
+                   "dloss_dlogits and grad_output must be ", expected, " (the loss dtype of ", dtype, "), got ",
+                   dloss_dlogits.scalar_type(), " and ", grad_output.scalar_type());
+  if (reduction == Reduction::kNone) {
+    TORCH_CHECK_VALUE(grad_output.dim() == 1 && grad_output.size(0) == dloss_dlogits.size(0), kOp,
+                      "grad_output must have shape [B] = [", dloss_dlogits.size(0), "], got ", grad_output.sizes());
+  } else {
+    TORCH_CHECK_VALUE(grad_output.dim() == 0, kOp, "grad_output must be a scalar for reduction '",
+                      reduction == Reduction::kMean ? "mean" : "sum", "', got shape ", grad_output.sizes());
+  }
+  TORCH_CHECK_VALUE(grad_output.device() == dloss_dlogits.device(), kOp, "grad_output is on ", grad_output.device(),
+                    " but dloss_dlogits is on ", dloss_dlogits.device());
+}
+
 void raise_for_status(const XentStatus& status, const CheckedXentInputs& inputs) {
   if (status.first_row_with_bad_game_id != XentStatus::kNoRow) {
     const auto row = static_cast<int64_t>(status.first_row_with_bad_game_id);

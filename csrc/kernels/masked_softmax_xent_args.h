@@ -7,6 +7,7 @@
 #include <ATen/core/Tensor.h>
 
 #include <optional>
+#include <string_view>
 
 #include "kernels/masked_softmax_xent.h"
 
@@ -28,6 +29,19 @@ void check_grad_loss(const at::Tensor& grad_loss, const CheckedXentInputs& input
 
 /// The dtype of the loss: float32 for 16/32-bit inputs, float64 for float64 inputs.
 at::ScalarType loss_dtype(at::ScalarType input_dtype);
+
+/// What masked_softmax_xent returns: the per-row loss [B], or its mean or sum.
+enum class Reduction { kNone, kMean, kSum };
+
+/// Parses "none" / "mean" / "sum" (ValueError naming the value otherwise).
+Reduction parse_reduction(std::string_view reduction);
+
+/// Applies `reduction` to the per-row loss.
+at::Tensor reduce_loss(const at::Tensor& loss, Reduction reduction);
+
+/// Validates masked_softmax_xent_scale_grad's arguments against each other.
+void check_scale_grad_inputs(const at::Tensor& dloss_dlogits, const at::Tensor& grad_output, Reduction reduction,
+                             at::ScalarType dtype);
 
 /// Raises the documented error for the first failed row the backend reported, if any.
 void raise_for_status(const XentStatus& status, const CheckedXentInputs& inputs);

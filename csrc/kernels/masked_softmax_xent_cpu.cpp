@@ -1,6 +1,8 @@
 // CPU backend of masked_softmax_xent (math and conventions in masked_softmax_xent.h). Rows are independent:
 // at::parallel_for splits the batch into chunks, each chunk walks it in tiles of 8 rows that are read once
-// (gather), computed as SIMD vectors and written once. Failed rows are collected with an atomic min and
+// (gather: each action's 8 values assembled in a register, the legal actions from one bitmask per row),
+// computed as SIMD vectors and written once. The forward can also write d loss / d logits = p - q, which the
+// autograd kernel keeps so that the backward needs no exps. Failed rows are collected with an atomic min and
 // raised on the caller's thread after the parallel loop, so no exception crosses a worker. Results do not
 // depend on the thread count.
 #include <ATen/ATen.h>
@@ -10,11 +12,10 @@
 
 #include <algorithm>
 #include <atomic>
-#include <bit>
 #include <cmath>
+#include <cstring>
 #include <limits>
 #include <tuple>
-#include <type_traits>
 
 #include "kernels/masked_softmax_xent.h"
 #include "kernels/masked_softmax_xent_args.h"
@@ -26,8 +27,9 @@ namespace {
 // Rows are processed in tiles of kTileRows rows transposed to [action][row]: one SIMD vector (GCC/Clang
 // vector extensions) holds one action of every row of the tile, so the math runs on whole vectors with
 // no per-row reduction and no branch on the mask (selects are vector blends).
-constexpr int kTileRows = 8;         // 8 floats: one AVX2 register
-constexpr int64_t kGrainRows = 256;  // about 15 us of work per parallel chunk
+constexpr int kTileRows = 8;          // 8 floats: one AVX2 register
+constexpr int64_t kGrainRows = 1024;  // about 30 us of work: smaller batches stay on the caller's thread
+constexpr int64_t kMaxTableGames = 256;  // per-game mask tables up to this size are turned into bits once
 
 // On x86-64 the tile math is compiled for AVX-512, AVX2 and the baseline, picked at load time.
 #if defined(__x86_64__) && defined(__GNUC__)
@@ -61,16 +63,6 @@ using Mask = typename Simd<acc_t>::Mask;
 template <typename acc_t>
 ACTORMIMIC_INLINE Vec<acc_t> splat(acc_t value) {
   return Vec<acc_t>{} + value;
-}
-
-// Scalar lanes of a Mask, and a branch-free select on them: keep (all ones) ? value : otherwise.
-template <typename acc_t>
-using Bits = std::conditional_t<sizeof(acc_t) == 4, int32_t, int64_t>;
-
-template <typename acc_t>
-ACTORMIMIC_INLINE acc_t blend(Bits<acc_t> keep, acc_t value, acc_t otherwise) {
-  return std::bit_cast<acc_t>((std::bit_cast<Bits<acc_t>>(value) & keep) |
-                              (std::bit_cast<Bits<acc_t>>(otherwise) & ~keep));
 }
 
 void atomic_min(std::atomic<unsigned long long>& target, unsigned long long value) {
@@ -133,52 +125,81 @@ struct Tile {
   bool failed[kTileRows];   // the row's game id is out of range or it has no legal action
 };
 
-// Reads rows [begin, begin + tile.rows) into the tile; records failed rows in the status mins.
+// First failed rows of a call (see XentStatus).
+struct FailedRows {
+  std::atomic<unsigned long long> bad_game{XentStatus::kNoRow};
+  std::atomic<unsigned long long> no_legal{XentStatus::kNoRow};
+};
+
+// Bit a set when action a of this mask row is legal; 8 bools at a time (each nonzero byte to 1, then one
+// multiply moves byte i's bit to bit 56 + i without carries).
+ACTORMIMIC_INLINE uint32_t legal_bits(const bool* mask_row, int actions) {
+  const auto* bytes = reinterpret_cast<const unsigned char*>(mask_row);
+  constexpr uint64_t kLow7 = 0x7f7f7f7f7f7f7f7full;
+  uint32_t bits = 0;
+  int a = 0;
+  for (; a + 8 <= actions; a += 8) {
+    uint64_t chunk;
+    std::memcpy(&chunk, bytes + a, sizeof(chunk));
+    chunk = ((((chunk & kLow7) + kLow7) | chunk) >> 7) & 0x0101010101010101ull;
+    bits |= static_cast<uint32_t>((chunk * 0x0102040810204080ull) >> 56) << a;
+  }
+  for (; a < actions; ++a) bits |= static_cast<uint32_t>(bytes[a] != 0) << a;
+  return bits;
+}
+
+// Action a of the 8 rows as one vector, converted to the math type.
+template <typename acc_t, typename scalar_t>
+ACTORMIMIC_INLINE Vec<acc_t> load_column(const scalar_t* const (&rows)[kTileRows], int a) {
+  static_assert(kTileRows == 8, "one initializer per tile row");
+  return Vec<acc_t>{static_cast<acc_t>(rows[0][a]), static_cast<acc_t>(rows[1][a]), static_cast<acc_t>(rows[2][a]),
+                    static_cast<acc_t>(rows[3][a]), static_cast<acc_t>(rows[4][a]), static_cast<acc_t>(rows[5][a]),
+                    static_cast<acc_t>(rows[6][a]), static_cast<acc_t>(rows[7][a])};
+}
+
+// Reads rows [begin, begin + tile.rows) into the tile; records failed rows. `game_bits` holds the legal bits
+// of each game of a small per-game table (nullptr: read the mask rows).
 template <typename scalar_t, typename acc_t>
-void gather(const XentInputs& in, int64_t begin, Tile<acc_t>& tile, std::atomic<unsigned long long>& bad_game,
-            std::atomic<unsigned long long>& no_legal) {
-  constexpr acc_t kNegInf = -std::numeric_limits<acc_t>::infinity();
-  const int actions = in.actions;
+ACTORMIMIC_INLINE void gather(const XentInputs& in, const uint32_t* game_bits, int64_t begin, Tile<acc_t>& tile,
+                              FailedRows& failed_rows) {
+  using V = Vec<acc_t>;
+  using M = Mask<acc_t>;
+  static const scalar_t kZeros[kMaxActions] = {};
+  const scalar_t* student[kTileRows];
+  const scalar_t* teacher[kTileRows];
+  M bits;
   for (int r = 0; r < kTileRows; ++r) {
     const int64_t b = begin + r;
     bool ok = r < tile.rows;
-    const bool* mask = nullptr;
+    uint32_t row_bits = 0;
     if (ok) {
       int64_t mask_row = b;
       if (in.game_id32 != nullptr) mask_row = in.game_id32[b * in.game_id_stride];
       if (in.game_id64 != nullptr) mask_row = in.game_id64[b * in.game_id_stride];
       if (mask_row < 0 || mask_row >= in.mask_rows) {
-        atomic_min(bad_game, b);
+        atomic_min(failed_rows.bad_game, b);
         ok = false;
       } else {
-        mask = in.action_mask + mask_row * in.mask_row_stride;
+        row_bits = game_bits != nullptr ? game_bits[mask_row]
+                                        : legal_bits(in.action_mask + mask_row * in.mask_row_stride, in.actions);
+        if (row_bits == 0) {
+          atomic_min(failed_rows.no_legal, b);
+          ok = false;
+        }
       }
-    }
-    if (ok) {
-      const auto* student = static_cast<const scalar_t*>(in.student_logits) + b * in.student_row_stride;
-      const auto* teacher = static_cast<const scalar_t*>(in.teacher_q) + b * in.teacher_row_stride;
-      bool any = false;
-      for (int a = 0; a < actions; ++a) {
-        const bool legal = mask[a];
-        any |= legal;
-        const Bits<acc_t> keep = -static_cast<Bits<acc_t>>(legal);
-        tile.legal[a][r] = keep;
-        // Load, then blend bits: a `legal ? x : -inf` compiles to a branch on the mask, which mispredicts
-        // on mixed masks. Illegal values (inf, NaN in the teacher) are replaced here, never computed with.
-        tile.s[a][r] = blend(keep, static_cast<acc_t>(student[a]), kNegInf);
-        tile.t[a][r] = blend(keep, static_cast<acc_t>(teacher[a]), kNegInf);
-      }
-      if (!any) atomic_min(no_legal, b);
-      ok = any;
     }
     tile.failed[r] = !ok;
-    if (!ok) {
-      for (int a = 0; a < actions; ++a) {
-        tile.legal[a][r] = -static_cast<Bits<acc_t>>(a == 0);
-        tile.s[a][r] = a == 0 ? acc_t(0) : kNegInf;
-        tile.t[a][r] = a == 0 ? acc_t(0) : kNegInf;
-      }
-    }
+    student[r] = ok ? static_cast<const scalar_t*>(in.student_logits) + b * in.student_row_stride : kZeros;
+    teacher[r] = ok ? static_cast<const scalar_t*>(in.teacher_q) + b * in.teacher_row_stride : kZeros;
+    bits[r] = ok ? row_bits : 1;
+  }
+  const V neg_inf = splat(-std::numeric_limits<acc_t>::infinity());
+  for (int a = 0; a < in.actions; ++a) {
+    const M legal = ((bits >> a) & 1) != 0;
+    tile.legal[a] = legal;
+    // A select, not arithmetic: illegal values (inf, NaN in the teacher) are replaced, never computed with.
+    tile.s[a] = legal ? load_column<acc_t>(student, a) : neg_inf;
+    tile.t[a] = legal ? load_column<acc_t>(teacher, a) : neg_inf;
   }
 }
 
@@ -252,85 +273,131 @@ ACTORMIMIC_INLINE void tile_backward(Tile<acc_t>& tile, int actions, acc_t tau, 
   }
 }
 
-// The entry points: float gets one clone per instruction set; double is for gradcheck.
-ACTORMIMIC_VECTOR_CLONES void tile_forward_f32(Tile<float>& tile, int actions, float tau, Vec<float>& loss) {
-  tile_forward(tile, actions, tau, loss);
-}
-ACTORMIMIC_VECTOR_CLONES void tile_backward_f32(Tile<float>& tile, int actions, float tau,
-                                                const Vec<float>& grad_loss, bool teacher_grad,
-                                                Vec<float> (&grad_s)[kMaxActions],
-                                                Vec<float> (&grad_t)[kMaxActions]) {
-  tile_backward(tile, actions, tau, grad_loss, teacher_grad, grad_s, grad_t);
-}
-void tile_forward_any(Tile<float>& tile, int actions, float tau, Vec<float>& loss) {
-  tile_forward_f32(tile, actions, tau, loss);
-}
-void tile_forward_any(Tile<double>& tile, int actions, double tau, Vec<double>& loss) {
-  tile_forward(tile, actions, tau, loss);
-}
-void tile_backward_any(Tile<float>& tile, int actions, float tau, const Vec<float>& grad_loss, bool teacher_grad,
-                       Vec<float> (&grad_s)[kMaxActions], Vec<float> (&grad_t)[kMaxActions]) {
-  tile_backward_f32(tile, actions, tau, grad_loss, teacher_grad, grad_s, grad_t);
-}
-void tile_backward_any(Tile<double>& tile, int actions, double tau, const Vec<double>& grad_loss,
-                       bool teacher_grad, Vec<double> (&grad_s)[kMaxActions], Vec<double> (&grad_t)[kMaxActions]) {
-  tile_backward(tile, actions, tau, grad_loss, teacher_grad, grad_s, grad_t);
-}
-
+// The forward over tiles [tile_begin, tile_end): loss per row and, when `grad` is set, p - q per row.
 template <typename scalar_t>
-void forward_rows(const XentInputs& in, at::opmath_type<scalar_t>* loss, XentStatus& status) {
+ACTORMIMIC_INLINE void forward_tiles(const XentInputs& in, const uint32_t* game_bits, int64_t tile_begin,
+                                     int64_t tile_end, at::opmath_type<scalar_t>* loss,
+                                     at::opmath_type<scalar_t>* grad, FailedRows& failed_rows) {
   using acc_t = at::opmath_type<scalar_t>;
-  std::atomic<unsigned long long> bad_game{XentStatus::kNoRow};
-  std::atomic<unsigned long long> no_legal{XentStatus::kNoRow};
-  const int64_t tiles = (in.rows + kTileRows - 1) / kTileRows;
-  at::parallel_for(0, tiles, kGrainRows / kTileRows, [&](int64_t tile_begin, int64_t tile_end) {
-    Tile<acc_t> tile;
-    Vec<acc_t> tile_loss;
-    for (int64_t i = tile_begin; i < tile_end; ++i) {
-      const int64_t begin = i * kTileRows;
-      tile.rows = static_cast<int>(std::min<int64_t>(kTileRows, in.rows - begin));
-      gather<scalar_t>(in, begin, tile, bad_game, no_legal);
-      tile_forward_any(tile, in.actions, static_cast<acc_t>(in.tau), tile_loss);
-      for (int r = 0; r < tile.rows; ++r) {
-        loss[begin + r] = tile.failed[r] ? std::numeric_limits<acc_t>::quiet_NaN() : tile_loss[r];
-      }
+  using V = Vec<acc_t>;
+  constexpr acc_t kNaN = std::numeric_limits<acc_t>::quiet_NaN();
+  const int actions = in.actions;
+  const acc_t tau = static_cast<acc_t>(in.tau);
+  Tile<acc_t> tile;
+  V tile_loss;
+  V grad_s[kMaxActions];
+  for (int64_t i = tile_begin; i < tile_end; ++i) {
+    const int64_t begin = i * kTileRows;
+    tile.rows = static_cast<int>(std::min<int64_t>(kTileRows, in.rows - begin));
+    gather<scalar_t>(in, game_bits, begin, tile, failed_rows);
+    tile_forward(tile, actions, tau, tile_loss);
+    for (int r = 0; r < tile.rows; ++r) loss[begin + r] = tile.failed[r] ? kNaN : tile_loss[r];
+    if (grad == nullptr) continue;
+    // The backward's d loss / d s for a unit upstream gradient: the same float operations, so scaling it by
+    // grad_loss later gives the backward kernel's result bit for bit.
+    const V zero = splat<acc_t>(0);
+    const V inv_sum_s = acc_t(1) / tile.sum_s;
+    const V inv_sum_t = acc_t(1) / tile.sum_t;
+    for (int a = 0; a < actions; ++a) {
+      grad_s[a] = tile.legal[a] ? tile.e_s[a] * inv_sum_s - tile.e_t[a] * inv_sum_t : zero;
     }
-  });
-  status.first_row_with_bad_game_id = bad_game.load();
-  status.first_row_without_legal_action = no_legal.load();
+    for (int r = 0; r < tile.rows; ++r) {
+      acc_t* out = grad + (begin + r) * actions;
+      for (int a = 0; a < actions; ++a) out[a] = tile.failed[r] ? kNaN : grad_s[a][r];
+    }
+  }
 }
 
 template <typename scalar_t>
-void backward_rows(const XentInputs& in, const XentGradients& grads) {
+ACTORMIMIC_INLINE void backward_tiles(const XentInputs& in, const uint32_t* game_bits, const XentGradients& grads,
+                                      int64_t tile_begin, int64_t tile_end) {
   using acc_t = at::opmath_type<scalar_t>;
+  constexpr acc_t kNaN = std::numeric_limits<acc_t>::quiet_NaN();
   const auto* grad_loss = static_cast<const acc_t*>(grads.grad_loss);
   auto* grad_student = static_cast<scalar_t*>(grads.grad_student_logits);
   auto* grad_teacher = static_cast<scalar_t*>(grads.grad_teacher_q);
   const bool teacher_grad = grad_teacher != nullptr;
   const int actions = in.actions;
-  const int64_t tiles = (in.rows + kTileRows - 1) / kTileRows;
   // The forward validated these inputs; a failed row here can only come from calling this op directly.
-  std::atomic<unsigned long long> ignored{XentStatus::kNoRow};
-  at::parallel_for(0, tiles, kGrainRows / kTileRows, [&](int64_t tile_begin, int64_t tile_end) {
-    Tile<acc_t> tile;
-    Vec<acc_t> g{};
-    Vec<acc_t> grad_s[kMaxActions];
-    Vec<acc_t> grad_t[kMaxActions];
-    for (int64_t i = tile_begin; i < tile_end; ++i) {
-      const int64_t begin = i * kTileRows;
-      tile.rows = static_cast<int>(std::min<int64_t>(kTileRows, in.rows - begin));
-      gather<scalar_t>(in, begin, tile, ignored, ignored);
-      for (int r = 0; r < tile.rows; ++r) g[r] = grad_loss[(begin + r) * grads.grad_loss_stride];
-      tile_backward_any(tile, actions, static_cast<acc_t>(in.tau), g, teacher_grad, grad_s, grad_t);
-      constexpr acc_t kNaN = std::numeric_limits<acc_t>::quiet_NaN();
-      for (int r = 0; r < tile.rows; ++r) {
-        scalar_t* out_s = grad_student + (begin + r) * actions;
-        for (int a = 0; a < actions; ++a) out_s[a] = static_cast<scalar_t>(tile.failed[r] ? kNaN : grad_s[a][r]);
-        if (!teacher_grad) continue;
-        scalar_t* out_t = grad_teacher + (begin + r) * actions;
-        for (int a = 0; a < actions; ++a) out_t[a] = static_cast<scalar_t>(tile.failed[r] ? kNaN : grad_t[a][r]);
-      }
+  FailedRows ignored;
+  Tile<acc_t> tile;
+  Vec<acc_t> g{};
+  Vec<acc_t> grad_s[kMaxActions];
+  Vec<acc_t> grad_t[kMaxActions];
+  for (int64_t i = tile_begin; i < tile_end; ++i) {
+    const int64_t begin = i * kTileRows;
+    tile.rows = static_cast<int>(std::min<int64_t>(kTileRows, in.rows - begin));
+    gather<scalar_t>(in, game_bits, begin, tile, ignored);
+    for (int r = 0; r < tile.rows; ++r) g[r] = grad_loss[(begin + r) * grads.grad_loss_stride];
+    tile_backward(tile, actions, static_cast<acc_t>(in.tau), g, teacher_grad, grad_s, grad_t);
+    for (int r = 0; r < tile.rows; ++r) {
+      scalar_t* out_s = grad_student + (begin + r) * actions;
+      for (int a = 0; a < actions; ++a) out_s[a] = static_cast<scalar_t>(tile.failed[r] ? kNaN : grad_s[a][r]);
+      if (!teacher_grad) continue;
+      scalar_t* out_t = grad_teacher + (begin + r) * actions;
+      for (int a = 0; a < actions; ++a) out_t[a] = static_cast<scalar_t>(tile.failed[r] ? kNaN : grad_t[a][r]);
     }
+  }
+}
+
+// The entry points, one per dtype, each compiled once per instruction set (gather and math inlined).
+#define ACTORMIMIC_TILE_ENTRY_POINTS(suffix, scalar_t)                                                          \
+  ACTORMIMIC_VECTOR_CLONES void forward_tiles_##suffix(                                                         \
+      const XentInputs& in, const uint32_t* game_bits, int64_t tile_begin, int64_t tile_end,                    \
+      at::opmath_type<scalar_t>* loss, at::opmath_type<scalar_t>* grad, FailedRows& failed_rows) {              \
+    forward_tiles<scalar_t>(in, game_bits, tile_begin, tile_end, loss, grad, failed_rows);                      \
+  }                                                                                                             \
+  ACTORMIMIC_VECTOR_CLONES void backward_tiles_##suffix(const XentInputs& in, const uint32_t* game_bits,       \
+                                                        const XentGradients& grads, int64_t tile_begin,         \
+                                                        int64_t tile_end) {                                     \
+    backward_tiles<scalar_t>(in, game_bits, grads, tile_begin, tile_end);                                       \
+  }                                                                                                             \
+  void forward_tiles_any(scalar_t /*tag*/, const XentInputs& in, const uint32_t* game_bits, int64_t tile_begin, \
+                         int64_t tile_end, at::opmath_type<scalar_t>* loss, at::opmath_type<scalar_t>* grad,    \
+                         FailedRows& failed_rows) {                                                             \
+    forward_tiles_##suffix(in, game_bits, tile_begin, tile_end, loss, grad, failed_rows);                       \
+  }                                                                                                             \
+  void backward_tiles_any(scalar_t /*tag*/, const XentInputs& in, const uint32_t* game_bits,                   \
+                          const XentGradients& grads, int64_t tile_begin, int64_t tile_end) {                   \
+    backward_tiles_##suffix(in, game_bits, grads, tile_begin, tile_end);                                        \
+  }
+ACTORMIMIC_TILE_ENTRY_POINTS(f32, float)
+ACTORMIMIC_TILE_ENTRY_POINTS(f16, c10::Half)
+ACTORMIMIC_TILE_ENTRY_POINTS(bf16, c10::BFloat16)
+ACTORMIMIC_TILE_ENTRY_POINTS(f64, double)
+#undef ACTORMIMIC_TILE_ENTRY_POINTS
+
+// Legal bits of every game of a small per-game table, or nullptr (gather then reads the mask rows).
+const uint32_t* table_bits(const XentInputs& in, uint32_t (&storage)[kMaxTableGames]) {
+  const bool is_table = in.game_id32 != nullptr || in.game_id64 != nullptr;
+  if (!is_table || in.mask_rows > kMaxTableGames) return nullptr;
+  for (int64_t game = 0; game < in.mask_rows; ++game) {
+    storage[game] = legal_bits(in.action_mask + game * in.mask_row_stride, in.actions);
+  }
+  return storage;
+}
+
+template <typename scalar_t>
+void forward_rows(const XentInputs& in, at::opmath_type<scalar_t>* loss, at::opmath_type<scalar_t>* grad,
+                  XentStatus& status) {
+  FailedRows failed_rows;
+  uint32_t storage[kMaxTableGames];
+  const uint32_t* game_bits = table_bits(in, storage);
+  const int64_t tiles = (in.rows + kTileRows - 1) / kTileRows;
+  at::parallel_for(0, tiles, kGrainRows / kTileRows, [&](int64_t tile_begin, int64_t tile_end) {
+    forward_tiles_any(scalar_t{}, in, game_bits, tile_begin, tile_end, loss, grad, failed_rows);
+  });
+  status.first_row_with_bad_game_id = failed_rows.bad_game.load();
+  status.first_row_without_legal_action = failed_rows.no_legal.load();
+}
+
+template <typename scalar_t>
+void backward_rows(const XentInputs& in, const XentGradients& grads) {
+  uint32_t storage[kMaxTableGames];
+  const uint32_t* game_bits = table_bits(in, storage);
+  const int64_t tiles = (in.rows + kTileRows - 1) / kTileRows;
+  at::parallel_for(0, tiles, kGrainRows / kTileRows, [&](int64_t tile_begin, int64_t tile_end) {
+    backward_tiles_any(scalar_t{}, in, game_bits, grads, tile_begin, tile_end);
   });
 }
 
@@ -344,19 +411,57 @@ void dispatch_dtype(ScalarType dtype, Fn&& fn) {
   }
 }
 
+// The reduction as one serial loop accumulating in double: thread-count independent, and at small B far
+// cheaper than a TensorIterator reduction.
+at::Tensor reduce_loss_cpu(const at::Tensor& loss, Reduction reduction) {
+  if (reduction == Reduction::kNone) return loss;
+  const int64_t rows = loss.size(0);
+  at::Tensor out = at::empty({}, loss.options());
+  AT_DISPATCH_FLOATING_TYPES(loss.scalar_type(), "masked_softmax_xent reduction", [&] {
+    const scalar_t* values = loss.const_data_ptr<scalar_t>();
+    double total = 0;
+    for (int64_t b = 0; b < rows; ++b) total += values[b];
+    if (reduction == Reduction::kMean) total /= static_cast<double>(rows);
+    *out.mutable_data_ptr<scalar_t>() = static_cast<scalar_t>(total);
+  });
+  return out;
+}
+
 at::Tensor masked_softmax_xent_cpu(const at::Tensor& student_logits, const at::Tensor& teacher_q,
                                    const at::Tensor& action_mask, const std::optional<at::Tensor>& game_id,
-                                   double tau) {
+                                   double tau, std::string_view reduction) {
+  const Reduction reduce = parse_reduction(reduction);
   const CheckedXentInputs inputs =
       check_xent_inputs(student_logits, teacher_q, action_mask, game_id, tau, c10::DeviceType::CPU);
   at::Tensor loss = at::empty({inputs.raw.rows}, student_logits.options().dtype(loss_dtype(student_logits.scalar_type())));
   XentStatus status;
   dispatch_dtype(inputs.raw.dtype, [&](auto tag) {
     using scalar_t = decltype(tag);
-    forward_rows<scalar_t>(inputs.raw, loss.mutable_data_ptr<at::opmath_type<scalar_t>>(), status);
+    forward_rows<scalar_t>(inputs.raw, loss.mutable_data_ptr<at::opmath_type<scalar_t>>(), nullptr, status);
   });
   raise_for_status(status, inputs);
-  return loss;
+  return reduce_loss_cpu(loss, reduce);
+}
+
+std::tuple<at::Tensor, at::Tensor> masked_softmax_xent_and_grad_cpu(const at::Tensor& student_logits,
+                                                                    const at::Tensor& teacher_q,
+                                                                    const at::Tensor& action_mask,
+                                                                    const std::optional<at::Tensor>& game_id,
+                                                                    double tau, std::string_view reduction) {
+  const Reduction reduce = parse_reduction(reduction);
+  const CheckedXentInputs inputs =
+      check_xent_inputs(student_logits, teacher_q, action_mask, game_id, tau, c10::DeviceType::CPU);
+  const auto options = student_logits.options().dtype(loss_dtype(student_logits.scalar_type()));
+  at::Tensor loss = at::empty({inputs.raw.rows}, options);
+  at::Tensor grad_student = at::empty(student_logits.sizes(), options);
+  XentStatus status;
+  dispatch_dtype(inputs.raw.dtype, [&](auto tag) {
+    using scalar_t = decltype(tag);
+    using acc_t = at::opmath_type<scalar_t>;
+    forward_rows<scalar_t>(inputs.raw, loss.mutable_data_ptr<acc_t>(), grad_student.mutable_data_ptr<acc_t>(), status);
+  });
+  raise_for_status(status, inputs);
+  return {reduce_loss_cpu(loss, reduce), grad_student};
 }
 
 std::tuple<at::Tensor, at::Tensor> masked_softmax_xent_backward_cpu(
@@ -377,10 +482,42 @@ std::tuple<at::Tensor, at::Tensor> masked_softmax_xent_backward_cpu(
   return {grad_student, grad_teacher};
 }
 
+// One loop, no TensorIterator: at small B this backward is otherwise dominated by the fixed costs of the
+// three elementwise ops it replaces (divide by B, multiply, cast).
+at::Tensor masked_softmax_xent_scale_grad_cpu(const at::Tensor& dloss_dlogits, const at::Tensor& grad_output,
+                                              std::string_view reduction_name, at::ScalarType dtype) {
+  const Reduction reduction = parse_reduction(reduction_name);
+  check_scale_grad_inputs(dloss_dlogits, grad_output, reduction, dtype);
+  const at::Tensor dloss_contiguous = dloss_dlogits.contiguous();
+  const int64_t rows = dloss_dlogits.size(0);
+  const int64_t actions = dloss_dlogits.size(1);
+  at::Tensor grad = at::empty(dloss_dlogits.sizes(), dloss_dlogits.options().dtype(dtype));
+  const int64_t grad_stride = reduction == Reduction::kNone ? grad_output.stride(0) : 0;
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, dtype, "masked_softmax_xent backward", [&] {
+    using acc_t = at::opmath_type<scalar_t>;
+    const acc_t* dloss = dloss_contiguous.const_data_ptr<acc_t>();
+    const acc_t* g = grad_output.const_data_ptr<acc_t>();
+    scalar_t* out = grad.mutable_data_ptr<scalar_t>();
+    at::parallel_for(0, rows, 32 * kGrainRows, [&](int64_t begin, int64_t end) {
+      for (int64_t b = begin; b < end; ++b) {
+        // The same float operations as mean's backward (g / B) and the backward kernel (g * (p - q)).
+        const acc_t g_b = reduction == Reduction::kMean ? g[b * grad_stride] / static_cast<acc_t>(rows)
+                                                        : g[b * grad_stride];
+        for (int64_t a = 0; a < actions; ++a) {
+          out[b * actions + a] = static_cast<scalar_t>(g_b * dloss[b * actions + a]);
+        }
+      }
+    });
+  });
+  return grad;
+}
+
 }  // namespace
 
 TORCH_LIBRARY_IMPL(actormimic_fast, CPU, m) {
   m.impl("masked_softmax_xent", &masked_softmax_xent_cpu);
+  m.impl("masked_softmax_xent_and_grad", &masked_softmax_xent_and_grad_cpu);
+  m.impl("masked_softmax_xent_scale_grad", &masked_softmax_xent_scale_grad_cpu);
   m.impl("masked_softmax_xent_backward", &masked_softmax_xent_backward_cpu);
 }
 

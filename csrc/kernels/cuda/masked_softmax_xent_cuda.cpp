@@ -22,9 +22,9 @@ namespace {
 
 static_assert(sizeof(XentStatus) == 2 * sizeof(int64_t), "XentStatus is read back as two int64 values");
 
-at::Tensor masked_softmax_xent_cuda(const at::Tensor& student_logits, const at::Tensor& teacher_q,
-                                    const at::Tensor& action_mask, const std::optional<at::Tensor>& game_id,
-                                    double tau) {
+// The per-row loss.
+at::Tensor per_row_loss_cuda(const at::Tensor& student_logits, const at::Tensor& teacher_q,
+                             const at::Tensor& action_mask, const std::optional<at::Tensor>& game_id, double tau) {
   const CheckedXentInputs inputs =
       check_xent_inputs(student_logits, teacher_q, action_mask, game_id, tau, c10::DeviceType::CUDA);
   const c10::cuda::CUDAGuard guard(student_logits.device());
@@ -50,6 +50,13 @@ at::Tensor masked_softmax_xent_cuda(const at::Tensor& student_logits, const at::
   return loss;
 }
 
+at::Tensor masked_softmax_xent_cuda(const at::Tensor& student_logits, const at::Tensor& teacher_q,
+                                    const at::Tensor& action_mask, const std::optional<at::Tensor>& game_id,
+                                    double tau, std::string_view reduction) {
+  const Reduction reduce = parse_reduction(reduction);
+  return reduce_loss(per_row_loss_cuda(student_logits, teacher_q, action_mask, game_id, tau), reduce);
+}
+
 std::tuple<at::Tensor, at::Tensor> masked_softmax_xent_backward_cuda(
     const at::Tensor& grad_loss, const at::Tensor& student_logits, const at::Tensor& teacher_q,
     const at::Tensor& action_mask, const std::optional<at::Tensor>& game_id, double tau, bool teacher_grad) {
@@ -72,10 +79,40 @@ std::tuple<at::Tensor, at::Tensor> masked_softmax_xent_backward_cuda(
   return {grad_student, grad_teacher};
 }
 
+// The loss, then d loss / d student_logits as the backward kernel's result for a unit upstream gradient,
+// in the loss dtype (16-bit inputs are widened first; the math is float32 either way). Three kernels: the
+// autograd kernel asks for this only on CPU, where it spares the backward's exps.
+std::tuple<at::Tensor, at::Tensor> masked_softmax_xent_and_grad_cuda(const at::Tensor& student_logits,
+                                                                     const at::Tensor& teacher_q,
+                                                                     const at::Tensor& action_mask,
+                                                                     const std::optional<at::Tensor>& game_id,
+                                                                     double tau, std::string_view reduction) {
+  const Reduction reduce = parse_reduction(reduction);
+  at::Tensor loss = per_row_loss_cuda(student_logits, teacher_q, action_mask, game_id, tau);
+  const at::ScalarType math = loss.scalar_type();
+  const at::Tensor unit = at::ones({1}, loss.options()).expand({loss.size(0)});
+  at::Tensor grad_student = std::get<0>(masked_softmax_xent_backward_cuda(
+      unit, student_logits.to(math), teacher_q.to(math), action_mask, game_id, tau, false));
+  return {reduce_loss(loss, reduce), grad_student};
+}
+
+// Elementwise ATen ops: the autograd kernel only calls this op on CPU.
+at::Tensor masked_softmax_xent_scale_grad_cuda(const at::Tensor& dloss_dlogits, const at::Tensor& grad_output,
+                                               std::string_view reduction_name, at::ScalarType dtype) {
+  const Reduction reduction = parse_reduction(reduction_name);
+  check_scale_grad_inputs(dloss_dlogits, grad_output, reduction, dtype);
+  const int64_t rows = dloss_dlogits.size(0);
+  at::Tensor grad_loss = reduction == Reduction::kMean ? grad_output / rows : grad_output;
+  grad_loss = reduction == Reduction::kNone ? grad_loss : grad_loss.expand({rows});
+  return (grad_loss.unsqueeze(1) * dloss_dlogits).to(dtype);
+}
+
 }  // namespace
 
 TORCH_LIBRARY_IMPL(actormimic_fast, CUDA, m) {
   m.impl("masked_softmax_xent", &masked_softmax_xent_cuda);
+  m.impl("masked_softmax_xent_and_grad", &masked_softmax_xent_and_grad_cuda);
+  m.impl("masked_softmax_xent_scale_grad", &masked_softmax_xent_scale_grad_cuda);
   m.impl("masked_softmax_xent_backward", &masked_softmax_xent_backward_cuda);
 }
 
