@@ -198,14 +198,18 @@ def train_expert(cfg: DQNConfig, resume: bool = False) -> dict:
 
     pinned = device.type == "cuda"
     batch_buffer = replay.empty_batch(cfg.batch_size, pin_memory=pinned)
+    copy_done = torch.cuda.Event() if pinned else None
     reward_clip = cfg.reward_clip or None
     autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=cfg.amp)
 
     def update() -> tuple[float, float]:
         """One gradient step on a uniform minibatch; returns (loss, mean Q(s_tm1, a_tm1))."""
+        if copy_done is not None:
+            copy_done.synchronize()   # the previous batch's host-to-device copy has left the pinned buffer
         batch = replay.sample(cfg.batch_size, reward_clip=reward_clip, out=batch_buffer)
         if pinned:
             batch = batch.to(device, non_blocking=True)
+            copy_done.record()
         s_tm1, a_tm1, r_t, discount_t, s_t = batch.obs, batch.action, batch.reward, batch.discount, batch.next_obs
         with autocast:
             q_tm1 = online(s_tm1).float()
