@@ -68,7 +68,7 @@ class DQNConfig:
     epsilon_end: float = _f(0.1, "exploration epsilon after the decay")
     epsilon_decay_frames: int = _f(1_000_000, "emulator frames over which epsilon decays linearly", count=True)
     amp: bool = _f(False, "bfloat16 autocast for the forward passes (meant for GPUs)")
-    torch_threads: int = _f(0, "torch intra-op threads on CPU (0: the CPU count)")
+    torch_threads: int = _f(0, "torch intra-op threads on CPU (0: the cores the pool's threads leave free, at least 1)")
     # -- evaluation (the paper's protocol) --------------------------------------------------------
     train_epoch_frames: int = _f(250_000, "emulator frames per training epoch; a test epoch follows each",
                                  count=True)

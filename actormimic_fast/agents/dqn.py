@@ -143,8 +143,12 @@ def train_expert(cfg: DQNConfig, resume: bool = False) -> dict:
     out_dir = Path(cfg.out)
     ckpt_path = out_dir / CHECKPOINT_NAME
     device = resolve_device(cfg.device)
+    cores = os.cpu_count() or 1
+    env_threads = cfg.env_threads or min(cfg.num_envs, cores)
     if device.type == "cpu":
-        torch.set_num_threads(cfg.torch_threads or os.cpu_count() or 1)
+        # The pool's threads step envs *while* the learner runs: leave them their cores. Oversubscribed
+        # OpenMP threads spin at barriers; on 2 cores, 2 torch threads + 1 env thread ran 20x slower.
+        torch.set_num_threads(cfg.torch_threads or max(1, cores - env_threads))
 
     payload = None
     if resume and ckpt_path.exists():
@@ -159,7 +163,7 @@ def train_expert(cfg: DQNConfig, resume: bool = False) -> dict:
 
     # Envs, replay, networks, optimiser.
     pool = MultiGameEnvPool([cfg.game], envs_per_game=cfg.num_envs, seed=cfg.seed + 7919 * segment,
-                            num_threads=cfg.env_threads or min(cfg.num_envs, os.cpu_count() or 1),
+                            num_threads=env_threads,
                             frame_skip=cfg.frame_skip, noop_max=cfg.noop_max,
                             max_episode_frames=cfg.max_episode_frames)
     legal_actions = pool.legal_actions(0)            # network output i -> full-set action legal_actions[i]
