@@ -98,10 +98,13 @@ setup(
         "numpy>=1.24",
         "gymnasium>=1.0",
         "pillow>=9",
+        "tqdm>=4",
+        "tensorboard>=2.10",
     ],
     extras_require={
         "test": ["pytest>=8", "pytest-benchmark>=4", "hypothesis>=6", "opencv-python-headless>=4.8"],
     },
+    entry_points={"console_scripts": ["actormimic-fast = actormimic_fast.cli:main"]},
     ext_modules=[extension()],
     cmdclass={"build_ext": BuildExtension},
     zip_safe=False,

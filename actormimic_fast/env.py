@@ -81,7 +81,8 @@ class MultiGameEnvPool:
         games: game names (ale-py ROM ids, e.g. "space_invaders"); env i plays games[i // envs_per_game].
         envs_per_game: copies of each game.
         num_threads: threads that step envs, the caller's own included (it works while it waits in
-            step/reset/recv); default: all cores, at most one per env.
+            step/reset/recv), so num_threads - 1 background threads (at most one per env) step envs
+            while the caller does other work between send() and recv(); default: all cores.
         batch_size: envs returned by each recv() in async mode (default: all envs).
         seed: fixes every env's ALE RNG and no-ops; an env's streams depend on (seed, game, copy index)
             only, never on the thread count or on the other games in the pool.
@@ -118,7 +119,7 @@ class MultiGameEnvPool:
         num_envs = len(games) * envs_per_game
         if num_threads is None:
             num_threads = os.cpu_count() or 1
-        num_threads = min(check_int("num_threads", num_threads, 1), num_envs)
+        num_threads = min(check_int("num_threads", num_threads, 1), num_envs + 1)
         batch_size = num_envs if batch_size is None else check_int("batch_size", batch_size, 1, num_envs)
         if invalid_action not in ("error", "noop"):
             raise ValueError(f"invalid_action must be 'error' or 'noop', got {invalid_action!r}")

@@ -128,8 +128,8 @@ MultiGameEnvPool::MultiGameEnvPool(const std::vector<Game>& games, int envs_per_
   reset_next_.assign(num_envs, 0);
   in_flight_.assign(num_envs, 0);
   scratch_ids_.resize(num_envs);
-  // The caller's thread is the last worker (see collect()).
-  for (int t = 1; t < std::min(num_threads, num_envs); ++t) workers_.emplace_back([this] { worker_loop(); });
+  // The caller's thread is the last worker (see collect()); more background threads than envs would idle.
+  for (int t = 0; t < std::min(num_threads - 1, num_envs); ++t) workers_.emplace_back([this] { worker_loop(); });
 }
 
 MultiGameEnvPool::~MultiGameEnvPool() { close(); }

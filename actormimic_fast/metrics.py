@@ -1,0 +1,94 @@
+"""Run metrics: CSV files, TensorBoard event files and a progress bar, from one object.
+
+Files in the run folder (appended to on --resume):
+    progress.csv   frames, wall_s, fps, epsilon, loss, q_mean, recent_return, updates   (every log_every frames)
+    episodes.csv   frames, game, return, length                                        (every training episode)
+    test.csv       epoch, frames, game, mean, max, episodes, test_frames, partial_return (every test epoch)
+    tb/            the same scalars for TensorBoard (torch.utils.tensorboard)
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+import sys
+from pathlib import Path
+
+COLUMNS = {
+    "progress": ("frames", "wall_s", "fps", "epsilon", "loss", "q_mean", "recent_return", "updates"),
+    "episodes": ("frames", "game", "return", "length"),
+    "test": ("epoch", "frames", "game", "mean", "max", "episodes", "test_frames", "partial_return"),
+}
+
+
+class RunLogger:
+    """Writes rows to <out>/<table>.csv (header once) and scalars to TensorBoard; drives a tqdm bar."""
+
+    def __init__(self, out: str | Path, *, total_frames: int, initial_frames: int = 0, tensorboard: bool = True,
+                 progress: bool = True, description: str = ""):
+        self.out = Path(out)
+        self.out.mkdir(parents=True, exist_ok=True)
+        self._files, self._writers = {}, {}
+        for table, columns in COLUMNS.items():
+            path = self.out / f"{table}.csv"
+            new = not path.exists() or path.stat().st_size == 0
+            f = open(path, "a", newline="")
+            writer = csv.writer(f)
+            if new:
+                writer.writerow(columns)
+            self._files[table], self._writers[table] = f, writer
+        self._tb = None
+        if tensorboard:
+            from torch.utils.tensorboard import SummaryWriter
+
+            self._tb = SummaryWriter(str(self.out / "tb"), purge_step=initial_frames or None)
+        self._bar = None
+        if progress and sys.stderr.isatty():
+            from tqdm import tqdm
+
+            self._bar = tqdm(total=total_frames, initial=initial_frames, unit="frame", unit_scale=True,
+                             desc=description, dynamic_ncols=True)
+
+    def row(self, table: str, **values) -> None:
+        """Append one row to table's CSV (missing columns empty) and every numeric value to TensorBoard."""
+        columns = COLUMNS[table]
+        unknown = set(values) - set(columns)
+        if unknown:
+            raise ValueError(f"{table}.csv has no column(s) {sorted(unknown)}; columns are {columns}")
+        self._writers[table].writerow([_cell(values.get(c)) for c in columns])
+        self._files[table].flush()
+        if self._tb is not None:
+            step = int(values["frames"])
+            prefix = f"{table}/{values['game']}/" if "game" in values else f"{table}/"
+            for key, value in values.items():
+                if key not in ("frames", "game", "epoch") and isinstance(value, (int, float)) and math.isfinite(value):
+                    self._tb.add_scalar(prefix + key, value, step)
+
+    def advance(self, frames: int, **postfix) -> None:
+        if self._bar is not None:
+            self._bar.update(frames)
+            if postfix:
+                self._bar.set_postfix({k: (f"{v:.3g}" if isinstance(v, float) else v) for k, v in postfix.items()},
+                                      refresh=False)
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.close()
+        if self._tb is not None:
+            self._tb.close()
+        for f in self._files.values():
+            f.close()
+
+
+def _cell(value):
+    if value is None:
+        return ""
+    if isinstance(value, float):
+        return "nan" if math.isnan(value) else f"{value:.6g}"
+    return value
+
+
+def read_csv(path: str | Path) -> list[dict[str, str]]:
+    """The rows of a metrics CSV as dicts (for tests and notebooks)."""
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
