@@ -13,7 +13,32 @@ import torch
 from torch.optim import Optimizer
 
 
-class DeepMindRMSprop(Optimizer):
+class _TwoMomentOptimizer(Optimizer):
+    """The shared loop: two running averages per parameter (created at zero), then `_update`."""
+
+    def _update(self, p: torch.Tensor, grad: torch.Tensor, first: torch.Tensor, second: torch.Tensor,
+                group: dict) -> None:
+        raise NotImplementedError
+
+    @torch.no_grad()
+    def step(self, closure=None):
+        loss = None
+        if closure is not None:
+            with torch.enable_grad():
+                loss = closure()
+        for group in self.param_groups:
+            for p in group["params"]:
+                if p.grad is None:
+                    continue
+                state = self.state[p]
+                if not state:
+                    state["first_moment"] = torch.zeros_like(p)
+                    state["second_moment"] = torch.zeros_like(p)
+                self._update(p, p.grad, state["first_moment"], state["second_moment"], group)
+        return loss
+
+
+class DeepMindRMSprop(_TwoMomentOptimizer):
     """g <- m g + (1-m) grad;  n <- m n + (1-m) grad^2;  p <- p - lr grad / sqrt(n - g^2 + eps)."""
 
     def __init__(self, params, lr: float = 2.5e-4, momentum: float = 0.95, eps: float = 0.01):
@@ -25,30 +50,14 @@ class DeepMindRMSprop(Optimizer):
             raise ValueError(f"eps must be > 0, got {eps}")
         super().__init__(params, dict(lr=lr, momentum=momentum, eps=eps))
 
-    @torch.no_grad()
-    def step(self, closure=None):
-        loss = None
-        if closure is not None:
-            with torch.enable_grad():
-                loss = closure()
-        for group in self.param_groups:
-            m, lr, eps = group["momentum"], group["lr"], group["eps"]
-            for p in group["params"]:
-                if p.grad is None:
-                    continue
-                state = self.state[p]
-                if not state:
-                    state["grad_avg"] = torch.zeros_like(p)
-                    state["square_avg"] = torch.zeros_like(p)
-                g, n = state["grad_avg"], state["square_avg"]
-                g.mul_(m).add_(p.grad, alpha=1 - m)
-                n.mul_(m).addcmul_(p.grad, p.grad, value=1 - m)
-                denom = (n - g * g).add_(eps).sqrt_()
-                p.addcdiv_(p.grad, denom, value=-lr)
-        return loss
+    def _update(self, p, grad, g, n, group):
+        m, lr, eps = group["momentum"], group["lr"], group["eps"]
+        g.mul_(m).add_(grad, alpha=1 - m)
+        n.mul_(m).addcmul_(grad, grad, value=1 - m)
+        p.addcdiv_(grad, (n - g * g).add_(eps).sqrt_(), value=-lr)
 
 
-class AuthorsAdam(Optimizer):
+class AuthorsAdam(_TwoMomentOptimizer):
     """m <- b1 m + (1-b1) grad;  v <- b2 v + (1-b2) grad^2;  p <- p - lr m / sqrt(v + eps)."""
 
     def __init__(self, params, lr: float = 2.5e-4, beta1: float = 0.95, beta2: float = 0.95, eps: float = 0.01):
@@ -59,23 +68,8 @@ class AuthorsAdam(Optimizer):
             raise ValueError(f"lr and eps must be > 0, got lr={lr}, eps={eps}")
         super().__init__(params, dict(lr=lr, beta1=beta1, beta2=beta2, eps=eps))
 
-    @torch.no_grad()
-    def step(self, closure=None):
-        loss = None
-        if closure is not None:
-            with torch.enable_grad():
-                loss = closure()
-        for group in self.param_groups:
-            b1, b2, lr, eps = group["beta1"], group["beta2"], group["lr"], group["eps"]
-            for p in group["params"]:
-                if p.grad is None:
-                    continue
-                state = self.state[p]
-                if not state:
-                    state["exp_avg"] = torch.zeros_like(p)
-                    state["exp_avg_sq"] = torch.zeros_like(p)
-                m, v = state["exp_avg"], state["exp_avg_sq"]
-                m.mul_(b1).add_(p.grad, alpha=1 - b1)
-                v.mul_(b2).addcmul_(p.grad, p.grad, value=1 - b2)
-                p.addcdiv_(m, (v + eps).sqrt_(), value=-lr)
-        return loss
+    def _update(self, p, grad, m, v, group):
+        b1, b2, lr, eps = group["beta1"], group["beta2"], group["lr"], group["eps"]
+        m.mul_(b1).add_(grad, alpha=1 - b1)
+        v.mul_(b2).addcmul_(grad, grad, value=1 - b2)
+        p.addcdiv_(m, (v + eps).sqrt_(), value=-lr)

@@ -145,14 +145,8 @@ class ReplayMemory:
         frames: uint8 [n, 84, 84], read in place when each frame is contiguous (a pool's obs[:, -1] is);
         actions: the actions sent on the step that produced the frames (ignored where episode_start).
         """
-        ids = np.asarray(env_ids)
-        if ids.ndim != 1:
-            raise ValueError(f"env_ids must be 1-D, got shape {ids.shape}")
+        ids = self._env_ids(env_ids)
         n = ids.shape[0]
-        ids = _vector("env_ids", ids, n, "int", np.int64)
-        if n and (ids.min() < 0 or ids.max() >= self._num_envs):
-            bad = ids[(ids < 0) | (ids >= self._num_envs)][0]
-            raise IndexError(f"env_ids: env id {bad} is out of range [0, {self._num_envs})")
         if not isinstance(frames, np.ndarray):
             frames = np.asarray(frames)
         if frames.dtype != np.uint8:
@@ -254,17 +248,22 @@ class ReplayMemory:
                             out.reward, out.discount, out.done, out.game_id, out.env_id, out.index)
         return out
 
-    def gather(self, env_ids, indices, *, reward_clip: float | None = None,
-               out: TransitionBatch | None = None) -> TransitionBatch:
-        """The transitions from records (env_ids[i], indices[i]); IndexError when one cannot be sampled."""
+    def _env_ids(self, env_ids) -> np.ndarray:
+        """env_ids as int64 [n]; ValueError for a wrong shape or type, IndexError for an unknown env."""
         ids = np.asarray(env_ids)
         if ids.ndim != 1:
             raise ValueError(f"env_ids must be 1-D, got shape {ids.shape}")
-        n = ids.shape[0]
-        ids = _vector("env_ids", ids, n, "int", np.int64)
-        if n and (ids.min() < 0 or ids.max() >= self._num_envs):
+        ids = _vector("env_ids", ids, ids.shape[0], "int", np.int64)
+        if ids.size and (ids.min() < 0 or ids.max() >= self._num_envs):
             bad = ids[(ids < 0) | (ids >= self._num_envs)][0]
             raise IndexError(f"env_ids: env id {bad} is out of range [0, {self._num_envs})")
+        return ids
+
+    def gather(self, env_ids, indices, *, reward_clip: float | None = None,
+               out: TransitionBatch | None = None) -> TransitionBatch:
+        """The transitions from records (env_ids[i], indices[i]); IndexError when one cannot be sampled."""
+        ids = self._env_ids(env_ids)
+        n = ids.shape[0]
         idx = _vector("indices", indices, n, "int", np.int64)
         out = self._out(out, n)
         self._m.gather_into(ids.astype(np.int32), idx, self._clip(reward_clip), out.obs, out.next_obs, out.action,
