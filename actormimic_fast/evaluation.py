@@ -142,3 +142,24 @@ def greedy_act(network: torch.nn.Module, legal_actions: Sequence[int] | np.ndarr
         return legal[q.argmax(1).cpu()].numpy()
 
     return act
+
+
+def masked_greedy_act(network: torch.nn.Module, action_masks: np.ndarray | torch.Tensor,
+                      device: str | torch.device = "cpu",
+                      forward: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None) -> ActFn:
+    """act() for a multi-game network with 18 outputs (the AMN, MDQN): argmax over each game's legal actions.
+
+    action_masks: bool [num_games, 18], row g = game g's legal actions (MultiGameEnvPool.action_masks).
+    forward(obs, game_ids) replaces network(obs) for networks with per-game heads (MCDQN).
+    """
+    masks = torch.tensor(np.array(action_masks, dtype=bool), device=device)   # a copy: pool masks are read-only
+    run = forward if forward is not None else (lambda obs, game_ids: network(obs))
+
+    @torch.no_grad()
+    def act(obs: torch.Tensor, game_ids: torch.Tensor) -> np.ndarray:
+        ids = game_ids.to(device)
+        logits = run(obs.to(device, non_blocking=True), ids).float()
+        logits = logits.masked_fill(~masks[ids], float("-inf"))
+        return logits.argmax(1).cpu().numpy()
+
+    return act

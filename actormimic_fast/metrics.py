@@ -3,13 +3,18 @@
 Files in the run folder (appended to on --resume):
     progress.csv   frames, wall_s, fps, epsilon, loss, q_mean, recent_return, updates   (every log_every frames)
     episodes.csv   frames, game, return, length                                        (every training episode)
-    test.csv       epoch, frames, game, mean, max, episodes, test_frames, partial_return (every test epoch)
+    test.csv       epoch, frames, game, policy, mean, max, episodes, test_frames, partial_return, agreement
+                   (every test epoch; policy names who played: "dqn", "amn", "expert", ...; agreement is the
+                   share of states where the AMN's greedy action equals the expert's, empty when meaningless)
+    run.json       what the run is: {"kind": "expert" | "amn" | "mdqn" | "mcdqn" | "transfer", "games": [...],
+                   ...}, written once by write_run_info; `report` reads it to place the run in its tables
     tb/            the same scalars for TensorBoard (torch.utils.tensorboard)
 """
 
 from __future__ import annotations
 
 import csv
+import json
 import math
 import sys
 from pathlib import Path
@@ -17,7 +22,8 @@ from pathlib import Path
 COLUMNS = {
     "progress": ("frames", "wall_s", "fps", "epsilon", "loss", "q_mean", "recent_return", "updates"),
     "episodes": ("frames", "game", "return", "length"),
-    "test": ("epoch", "frames", "game", "mean", "max", "episodes", "test_frames", "partial_return"),
+    "test": ("epoch", "frames", "game", "policy", "mean", "max", "episodes", "test_frames", "partial_return",
+             "agreement"),
 }
 
 
@@ -59,9 +65,9 @@ class RunLogger:
         self._files[table].flush()
         if self._tb is not None:
             step = int(values["frames"])
-            prefix = f"{table}/{values['game']}/" if "game" in values else f"{table}/"
+            prefix = f"{table}/" + "".join(f"{values[k]}/" for k in ("game", "policy") if values.get(k))
             for key, value in values.items():
-                if key not in ("frames", "game", "epoch") and isinstance(value, (int, float)) and math.isfinite(value):
+                if key not in ("frames", "game", "epoch", "policy") and isinstance(value, (int, float)) and math.isfinite(value):
                     self._tb.add_scalar(prefix + key, value, step)
 
     def advance(self, frames: int, **postfix) -> None:
@@ -92,3 +98,22 @@ def read_csv(path: str | Path) -> list[dict[str, str]]:
     """The rows of a metrics CSV as dicts (for tests and notebooks)."""
     with open(path, newline="") as f:
         return list(csv.DictReader(f))
+
+
+RUN_INFO = "run.json"
+
+
+def write_run_info(out: str | Path, kind: str, games: list[str], **extra) -> Path:
+    """Record what the run in folder out is (kind, games and anything else a report needs)."""
+    path = Path(out) / RUN_INFO
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"kind": kind, "games": list(games), **extra}, indent=2, sort_keys=True) + "\n")
+    return path
+
+
+def read_run_info(out: str | Path) -> dict:
+    """The run.json of run folder out; FileNotFoundError naming the folder when it has none."""
+    path = Path(out) / RUN_INFO
+    if not path.is_file():
+        raise FileNotFoundError(f"{str(out)!r} is not a run folder of this package (no {RUN_INFO})")
+    return json.loads(path.read_text())

@@ -36,7 +36,7 @@ from ..config import DQNConfig
 from ..env import MultiGameEnvPool
 from ..evaluation import evaluate, greedy_act
 from ..games import canonical_name
-from ..metrics import RunLogger
+from ..metrics import RunLogger, write_run_info
 from ..networks import build_network
 from ..optim import AuthorsAdam, DeepMindRMSprop
 from ..replay import ReplayMemory
@@ -242,11 +242,13 @@ def train_expert(cfg: DQNConfig, resume: bool = False) -> dict:
                           max_episode_frames=cfg.max_episode_frames)[canonical_name(cfg.game)]
         online.train()
         counters["epochs"] += 1
-        logger.row("test", epoch=counters["epochs"], frames=counters["frames"], game=result.game,
+        logger.row("test", epoch=counters["epochs"], frames=counters["frames"], game=result.game, policy="dqn",
                    mean=result.mean, max=result.max, episodes=result.episodes, test_frames=result.frames,
                    partial_return=result.partial_return)
         return {"epoch": counters["epochs"], "mean": result.mean, "max": result.max, "episodes": result.episodes}
 
+    write_run_info(out_dir, kind="expert", games=[canonical_name(cfg.game)], architecture=cfg.architecture,
+                   frame_skip=cfg.frame_skip, train_epoch_frames=cfg.train_epoch_frames)
     logger = RunLogger(out_dir, total_frames=cfg.frames, initial_frames=counters["frames"],
                        tensorboard=cfg.tensorboard, progress=cfg.progress, description=canonical_name(cfg.game))
     recent_returns: collections.deque = collections.deque(maxlen=100)

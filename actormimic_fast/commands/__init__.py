@@ -1,0 +1,9 @@
+"""The subcommands of `actormimic-fast`, one module each.
+
+A command module has NAME and register(subparsers), which adds its parser and sets ``run`` as the
+parser's default: run(args, parser) -> exit code. Add a command by listing its module in COMMANDS.
+"""
+
+from . import evaluate, train_expert
+
+COMMANDS = (train_expert, evaluate)
