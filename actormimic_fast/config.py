@@ -22,13 +22,80 @@ from typing import Any
 from .sizes import parse_count
 
 
-def _f(default, help: str, count: bool = False, choices: tuple | None = None):
+def setting(default, help: str, count: bool = False, choices: tuple | None = None):
     """A dataclass field with its documentation (shown by --help) and how to parse it."""
     return field(default=default, metadata={"help": help, "count": count, "choices": choices})
 
 
+_f = setting
+
+
+class Settings:
+    """What every run's config dataclass shares: parsing from dicts, TOML and the command line.
+
+    A subclass is a @dataclass of setting(...) fields, names its TOML table (TOML_TABLE: a file's
+    [TOML_TABLE] table is read, or its top level when it has none) and checks itself in validate().
+    """
+
+    TOML_TABLE = ""
+
+    def __post_init__(self):
+        self.validate()
+
+    def validate(self) -> None:
+        for f in fields(self):
+            if f.metadata.get("choices"):
+                self.need(getattr(self, f.name) in f.metadata["choices"], f.name, f"one of {f.metadata['choices']}")
+
+    def need(self, ok: bool, name: str, rule: str) -> None:
+        """ValueError naming the setting and its value unless ok."""
+        if not ok:
+            raise ValueError(f"{name} must be {rule}, got {getattr(self, name)!r}")
+
+    @classmethod
+    def field_help(cls) -> dict[str, dict]:
+        return {f.name: dict(f.metadata, type=f.type, default=f.default) for f in fields(cls)}
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any], source: str = "config"):
+        """A config from defaults updated by values (strings like '10M' accepted for counts)."""
+        known = {f.name: f for f in fields(cls)}
+        kwargs = {}
+        for key, value in values.items():
+            name = key.replace("-", "_")
+            if name not in known:
+                raise ValueError(f"{source}: unknown setting {key!r}; valid settings are: {', '.join(known)}")
+            kwargs[name] = coerce(known[name], value, source)
+        return cls(**kwargs)
+
+    @classmethod
+    def toml_values(cls, path: str | Path) -> dict[str, Any]:
+        """The settings in a TOML file: its [TOML_TABLE] table, or its top level."""
+        path = Path(path)
+        if not path.is_file():
+            raise FileNotFoundError(f"config file {str(path)!r} does not exist")
+        try:
+            data = tomllib.loads(path.read_text())
+        except tomllib.TOMLDecodeError as exc:
+            raise ValueError(f"config file {str(path)!r} is not valid TOML: {exc}") from exc
+        return dict(data.get(cls.TOML_TABLE, data)) if cls.TOML_TABLE else data
+
+    @classmethod
+    def from_toml(cls, path: str | Path | None, overrides: dict[str, Any] | None = None):
+        """Defaults, then the TOML file's settings (see toml_values), then overrides."""
+        values: dict[str, Any] = dict(cls.toml_values(path)) if path is not None else {}
+        values.update(overrides or {})
+        return cls.from_dict(values, source=str(path) if path else "config")
+
+    def replace(self, **changes):
+        return dataclasses.replace(self, **changes)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
 @dataclass
-class DQNConfig:
+class DQNConfig(Settings):
     """Every setting of an expert DQN run; defaults are the faithful preset (SPEC section 1)."""
 
     # -- what and how long ----------------------------------------------------------------------
@@ -84,57 +151,12 @@ class DQNConfig:
     progress: bool = _f(True, "show a progress bar (only on a terminal)")
     tensorboard: bool = _f(True, "write TensorBoard event files")
 
-    def __post_init__(self):
-        self.validate()
-
-    # -- parsing -----------------------------------------------------------------------------------
-    @classmethod
-    def field_help(cls) -> dict[str, dict]:
-        return {f.name: dict(f.metadata, type=f.type, default=f.default) for f in fields(cls)}
-
-    @classmethod
-    def from_dict(cls, values: dict[str, Any], source: str = "config") -> "DQNConfig":
-        """A config from defaults updated by values (strings like '10M' accepted for counts)."""
-        known = {f.name: f for f in fields(cls)}
-        kwargs = {}
-        for key, value in values.items():
-            name = key.replace("-", "_")
-            if name not in known:
-                raise ValueError(f"{source}: unknown setting {key!r}; valid settings are: {', '.join(known)}")
-            kwargs[name] = coerce(known[name], value, source)
-        return cls(**kwargs)
-
-    @classmethod
-    def from_toml(cls, path: str | Path | None, overrides: dict[str, Any] | None = None) -> "DQNConfig":
-        """Defaults, then the TOML file's top-level keys (or its [expert] table), then overrides."""
-        values: dict[str, Any] = {}
-        if path is not None:
-            path = Path(path)
-            if not path.is_file():
-                raise FileNotFoundError(f"config file {str(path)!r} does not exist")
-            try:
-                data = tomllib.loads(path.read_text())
-            except tomllib.TOMLDecodeError as exc:
-                raise ValueError(f"config file {str(path)!r} is not valid TOML: {exc}") from exc
-            values.update(data.get("expert", data))
-        values.update(overrides or {})
-        return cls.from_dict(values, source=str(path) if path else "config")
-
-    def replace(self, **changes) -> "DQNConfig":
-        return dataclasses.replace(self, **changes)
-
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+    TOML_TABLE = "expert"
 
     # -- checks ------------------------------------------------------------------------------------
     def validate(self) -> None:
-        def need(ok: bool, name: str, rule: str):
-            if not ok:
-                raise ValueError(f"{name} must be {rule}, got {getattr(self, name)!r}")
-
-        for f in fields(self):
-            if f.metadata.get("choices"):
-                need(getattr(self, f.name) in f.metadata["choices"], f.name, f"one of {f.metadata['choices']}")
+        super().validate()
+        need = self.need
         for name in ("frames", "num_envs", "frame_skip", "replay_capacity", "batch_size", "n_step",
                      "target_update", "update_every", "train_epoch_frames", "test_envs", "checkpoint_every",
                      "log_every"):

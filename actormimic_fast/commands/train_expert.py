@@ -11,25 +11,9 @@ import json
 from pathlib import Path
 
 from ..config import DQNConfig
-from ..sizes import format_count
-from .common import jsonable
+from .common import add_settings_options, jsonable
 
 NAME = "train-expert"
-
-
-def add_config_options(parser: argparse.ArgumentParser) -> None:
-    group = parser.add_argument_group("training settings (defaults: the paper's; counts accept 10M, 250k)")
-    for name, info in DQNConfig.field_help().items():
-        flag = "--" + name.replace("_", "-")
-        default = info["default"]
-        shown = format_count(default) if info["count"] else default
-        help_text = f"{info['help']} (default: {shown})"
-        if info["type"] == "bool":
-            group.add_argument(flag, dest=name, action=argparse.BooleanOptionalAction, default=argparse.SUPPRESS,
-                               help=help_text)
-        else:
-            group.add_argument(flag, dest=name, default=argparse.SUPPRESS, choices=info["choices"],
-                               metavar=None if info["choices"] else info["type"].upper(), help=help_text)
 
 
 def register(subparsers) -> None:
@@ -44,7 +28,7 @@ def register(subparsers) -> None:
     train.add_argument("--games", metavar="A,B,...", help="several games: one expert each, in <out>/<game>")
     train.add_argument("--resume", action="store_true",
                        help="continue from <out>/checkpoint.pt when it exists (else start fresh)")
-    add_config_options(train)
+    add_settings_options(train, DQNConfig, "training settings (defaults: the paper's; counts accept 10M, 250k)")
     train.set_defaults(run=run)
 
 
@@ -81,7 +65,7 @@ def run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
             if args.resume and ckpt.exists():
                 values.update(load_checkpoint(ckpt)["config"])  # the run's own settings come first
             if args.config:
-                values.update(_toml_values(args.config))
+                values.update(DQNConfig.toml_values(args.config))
             values.update(overrides)
             values.update(fixed, out=out)
             cfg = DQNConfig.from_dict(values)
@@ -93,10 +77,3 @@ def run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         summary = train_expert(cfg, resume=args.resume)
         print(json.dumps({"game": cfg.game, **{k: jsonable(v) for k, v in summary.items()}}), flush=True)
     return 0
-
-
-def _toml_values(path: str) -> dict:
-    import tomllib
-
-    data = tomllib.loads(Path(path).read_text())
-    return dict(data.get("expert", data))
