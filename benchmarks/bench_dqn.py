@@ -8,6 +8,10 @@ per 4 agent steps, Huber loss, clipped rewards) for ACTORMIMIC_BENCH_DQN_FRAMES 
 Two phases are timed separately because they stress different parts: "collect" (learning never starts:
 env stepping, acting, replay writes) and "learn" (the faithful mix, dominated on a CPU by the gradient
 updates). Each benchmark checks the counters of the run it timed.
+
+"update floor" times the learn phase's gradient updates alone (no envs, no replay) with the trainer's
+torch thread count: FRAMES / that time is the fastest any loop could run the learn phase at the faithful
+update ratio, so "update floor / CleanRL-style" is the largest learn-phase ratio this machine allows.
 """
 
 from __future__ import annotations
@@ -18,7 +22,9 @@ import pytest
 
 from actormimic_fast.agents.dqn import train_expert
 from actormimic_fast.config import DQNConfig
-from actormimic_fast.reference.cleanrl_dqn import train_cleanrl_dqn
+import torch
+
+from actormimic_fast.reference.cleanrl_dqn import time_updates_only, train_cleanrl_dqn
 
 from conftest import register_ratio
 
@@ -31,6 +37,9 @@ for _phase in ("collect", "learn"):
     for _envs in (1, 4):
         register_ratio(f"dqn {_phase} ({_envs} env): this trainer / CleanRL-style",
                        f"dqn_{_phase}_{_envs}env_trainer", f"dqn_{_phase}_{_envs}env_cleanrl", 3.0)
+for _envs in (1, 4):
+    register_ratio(f"dqn learn ({_envs} env): update floor / CleanRL-style (the largest ratio possible)",
+                   f"dqn_learn_{_envs}env_update_floor", f"dqn_learn_{_envs}env_cleanrl")
 
 
 def expected_updates(learning_starts: int, num_envs: int) -> int:
@@ -62,3 +71,17 @@ def test_cleanrl_reference(benchmark, rates, phase, num_envs):
                                 rounds=1, iterations=1)
     assert result["frames"] == FRAMES and result["updates"] == expected_updates(starts, num_envs)
     rates[f"dqn_{phase}_{num_envs}env_cleanrl"] = FRAMES / benchmark.stats.stats.median
+
+
+@pytest.mark.parametrize("num_envs", [1, 4])
+def test_update_floor(benchmark, rates, num_envs):
+    updates = expected_updates(LEARNING_STARTS, num_envs)
+    cores = os.cpu_count() or 1
+    threads = torch.get_num_threads()
+    if DEVICE == "cpu":
+        torch.set_num_threads(max(1, cores - min(num_envs, cores)))   # what train_expert leaves to torch
+    try:
+        seconds = benchmark.pedantic(lambda: time_updates_only(updates, device=DEVICE), rounds=1, iterations=1)
+    finally:
+        torch.set_num_threads(threads)
+    rates[f"dqn_learn_{num_envs}env_update_floor"] = FRAMES / seconds

@@ -49,6 +49,47 @@ class NumpyReplay:
                 torch.from_numpy(self.done[idx]))
 
 
+def cleanrl_update(q_network, target_network, optimizer, batch, gamma: float, device: str = "cpu") -> torch.Tensor:
+    """One eager gradient step on (s, a, r, s_next, done): Huber loss summed over the batch."""
+    s, a, r, s_next, done = (t.to(device) for t in batch)
+    with torch.no_grad():
+        target = r + gamma * target_network(s_next).max(1).values * (1 - done)
+    q = q_network(s).gather(1, a.unsqueeze(1)).squeeze(1)
+    loss = F.huber_loss(q, target, reduction="sum")
+    optimizer.zero_grad()
+    loss.backward()
+    optimizer.step()
+    return loss
+
+
+def time_updates_only(updates: int, num_actions: int = 6, batch_size: int = 32, device: str = "cpu",
+                      seed: int = 0) -> float:
+    """Seconds that `updates` gradient steps take with no envs and no replay (random uint8 batches).
+
+    The floor of any DQN loop's learning phase at the faithful update ratio: a trainer can hide env
+    stepping behind the update, never the update itself.
+    """
+    rng = np.random.default_rng(seed)
+    torch.manual_seed(seed)
+    q_network = build_network("nature", num_actions).to(device)
+    target_network = copy.deepcopy(q_network)
+    optimizer = DeepMindRMSprop(q_network.parameters(), lr=2.5e-4)
+    batch = (torch.from_numpy(rng.integers(0, 256, (batch_size, 4, 84, 84), dtype=np.uint8)),
+             torch.from_numpy(rng.integers(0, num_actions, batch_size)),
+             torch.from_numpy(rng.random(batch_size, dtype=np.float32)),
+             torch.from_numpy(rng.integers(0, 256, (batch_size, 4, 84, 84), dtype=np.uint8)),
+             torch.zeros(batch_size))
+    cleanrl_update(q_network, target_network, optimizer, batch, 0.99, device)   # warm-up (allocator, oneDNN)
+    if device != "cpu":
+        torch.cuda.synchronize()
+    start = time.perf_counter()
+    for _ in range(updates):
+        cleanrl_update(q_network, target_network, optimizer, batch, 0.99, device)
+    if device != "cpu":
+        torch.cuda.synchronize()
+    return time.perf_counter() - start
+
+
 def minimal_actions(game: str) -> np.ndarray:
     env = make_reference_env(game)
     legal = np.array([int(a.value) for a in env.unwrapped.ale.getMinimalActionSet()], np.int64)
@@ -101,15 +142,8 @@ def train_cleanrl_dqn(game: str = "pong", frames: int = 20_000, num_envs: int = 
             credit += num_envs / update_every
             while credit >= 1.0:
                 credit -= 1.0
-                s, a, r, s_next, done = replay.sample(batch_size, rng)
-                s, a, r, s_next, done = (t.to(device) for t in (s, a, r, s_next, done))
-                with torch.no_grad():
-                    target = r + gamma * target_network(s_next).max(1).values * (1 - done)
-                q = q_network(s).gather(1, a.unsqueeze(1)).squeeze(1)
-                loss = F.huber_loss(q, target, reduction="sum")
-                optimizer.zero_grad()
-                loss.backward()
-                optimizer.step()
+                batch = replay.sample(batch_size, rng)
+                loss = cleanrl_update(q_network, target_network, optimizer, batch, gamma, device)
                 updates += 1
                 if updates % target_update == 0:
                     target_network.load_state_dict(q_network.state_dict())
