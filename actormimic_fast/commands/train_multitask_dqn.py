@@ -1,0 +1,59 @@
+"""`actormimic-fast train-multitask-dqn`: the MDQN / MCDQN baselines (appendix C), one network for all games.
+
+Settings come from MultitaskDQNConfig's defaults (the expert DQN's), then the saved config of the run being
+resumed, then --config FILE, then the options given on the command line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from ..agents.multitask_dqn import CHECKPOINT_NAME, MultitaskDQNConfig
+from .common import add_settings_options, jsonable
+
+NAME = "train-multitask-dqn"
+
+
+def register(subparsers) -> None:
+    train = subparsers.add_parser(
+        NAME, help="train a multitask DQN baseline (MDQN or MCDQN) on several games at once",
+        description="Train one DQN on all --games at once with Q-learning (Actor-Mimic appendix C): "
+                    "--variant mdqn shares everything and one 18-action output, mcdqn shares the convolutions "
+                    "and gives each game its own fc 512 + output. Illegal actions are masked in acting and in "
+                    "the bootstrap. Frame counts are per game. Writes <out>/checkpoint.pt, progress.csv, "
+                    "episodes.csv, test.csv (one row per game and test epoch), run.json and tb/.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    train.add_argument("--config", metavar="FILE.toml", help="TOML file of settings (top level or a "
+                                                                 "[multitask_dqn] table); options override it")
+    train.add_argument("--resume", action="store_true",
+                       help="continue from <out>/checkpoint.pt when it exists (else start fresh)")
+    add_settings_options(train, MultitaskDQNConfig,
+                         "training settings (defaults: the expert DQN's, frames per game; counts accept 4M, 250k)")
+    train.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    from ..agents.multitask_dqn import train_multitask_dqn
+    from ..checkpoint import load_checkpoint
+    from ..games import rom_path
+
+    overrides = {k: v for k, v in vars(args).items() if k not in {"command", "config", "resume", "run"}}
+    try:
+        values = {}
+        ckpt = Path(MultitaskDQNConfig.from_toml(args.config, overrides).out) / CHECKPOINT_NAME
+        if args.resume and ckpt.exists():
+            values.update(load_checkpoint(ckpt)["config"])   # the run's own settings come first
+        if args.config:
+            values.update(MultitaskDQNConfig.toml_values(args.config))
+        values.update(overrides)
+        cfg = MultitaskDQNConfig.from_dict(values, source=args.config or "command line")
+        for game in cfg.game_list:
+            rom_path(game)   # unknown game -> ValueError listing the valid names
+    except (ValueError, FileNotFoundError) as exc:
+        parser.error(str(exc))
+    summary = train_multitask_dqn(cfg, resume=args.resume)
+    print(json.dumps({"variant": cfg.variant, "games": cfg.game_list,
+                      **{k: jsonable(v) for k, v in summary.items()}}), flush=True)
+    return 0
