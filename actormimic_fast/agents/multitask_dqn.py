@@ -366,7 +366,7 @@ def train_multitask_dqn(cfg: MultitaskDQNConfig, resume: bool = False) -> dict:
         return {"epoch": counters["epochs"], "games": summary}
 
     write_run_info(out_dir, kind=cfg.variant, games=games, architecture="nature", frame_skip=cfg.frame_skip,
-                   train_epoch_frames=cfg.train_epoch_frames, frames="per game")
+                   train_epoch_frames=cfg.train_epoch_frames, frames_per_game=True)
     logger = RunLogger(out_dir, total_frames=cfg.frames_per_game, initial_frames=counters["frames_per_game"],
                        tensorboard=cfg.tensorboard, progress=cfg.progress, description=cfg.variant)
     recent_returns = [collections.deque(maxlen=100) for _ in games]
