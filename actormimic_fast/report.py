@@ -64,7 +64,7 @@ class Run:
 
     @property
     def label(self) -> str:
-        return self.path.name or str(self.path)
+        return self.path.resolve().name or str(self.path)
 
     @property
     def policy(self) -> str:
@@ -118,7 +118,7 @@ def load_run(path: str | Path) -> Run:
         raise ValueError(f"run {str(path)!r}: a transfer run's init must be one of {', '.join(TRANSFER_INITS)}, "
                          f"got init={info.get('init')!r}")
     run = Run(path=path, kind=kind, games=tuple(games), info=info, curves=_read_curves(path / TEST_CSV))
-    if not any(run.curve(g) for g in run.games):
+    if all(run.curve(g) is None for g in run.games):
         raise ValueError(f"run {str(path)!r} ({kind}) has no test rows for policy {run.policy!r} in {TEST_CSV}: "
                          f"did it finish a test epoch?")
     return run
@@ -331,8 +331,8 @@ def table2(runs: list[Run], every: int = 1_000_000) -> list[Table2Row]:
         curves = {init: run.curve(game) for init, run in by_init.items()}
         last_frames = max(int(c.frames.max()) for c in curves.values())
         if last_frames < every:
-            raise ValueError(f"the transfer runs for game {game!r} end at {format_count(last_frames)} frames, before "
-                             f"the first mark ({format_count(every)}); pass a smaller every (--every)")
+            raise ValueError(f"the transfer runs for game {game!r} end at {format_frames(last_frames)} frames, before "
+                             f"the first mark ({format_frames(every)}); pass a smaller every (--every)")
         for mark in range(every, last_frames + 1, every):
             reward = {init: _interval_mean(curves[init], mark - every, mark) for init in TRANSFER_INITS
                       if init in curves}
@@ -358,10 +358,10 @@ def table2_markdown(rows: list[Table2Row], every: int = 1_000_000) -> str:
             values = [row.reward[i] for i in inits]
             best = max((v for v in values if math.isfinite(v)), default=math.nan)
             cells = [f"**{format_number(v)}**" if v == best else format_number(v) for v in values]
-            lines.append(_markdown_row([format_count(row.frames)] + cells))
+            lines.append(_markdown_row([format_frames(row.frames)] + cells))
         lines.append("")
     lines.append(f"Each cell: the average of the mean test reward of the test epochs whose training frames lie in "
-                 f"(mark - {format_count(every)}, mark] (the paper: the 4 test epochs of each 1M frames). Bold: the "
+                 f"(mark - {format_frames(every)}, mark] (the paper: the 4 test epochs of each 1M frames). Bold: the "
                  f"best initialisation at that mark. Empty: the run had not reached the mark or completed no test "
                  f"episode in it.")
     return "\n".join(lines) + "\n"
@@ -419,6 +419,11 @@ def format_number(x: float) -> str:
     if not math.isfinite(x):
         return ""
     return f"{x:.0f}" if abs(x) >= 10_000 else f"{x:.5g}"
+
+
+def format_frames(n: int) -> str:
+    """1_500_000 -> '1.5M', 250_000 -> '250k', 1234 -> '1234'."""
+    return f"{n / 1e6:g}M" if n >= 1_000_000 and n % 10_000 == 0 else format_count(n)
 
 
 def format_percent(x: float) -> str:

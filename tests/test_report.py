@@ -27,6 +27,7 @@ from pathlib import Path
 
 import pytest
 
+from actormimic_fast.cli import main
 from actormimic_fast.metrics import COLUMNS, write_run_info
 from actormimic_fast.report import load_run, load_runs, table1, table2, table1_markdown, table2_markdown, write_report
 
@@ -147,6 +148,17 @@ def test_table1_markdown_and_csv(runs, tmp_path):
     assert {f.name for f in files} == {"table1.md", "table1.csv", "amn_pong.png", "amn_breakout.png"}
 
 
+def test_table1_with_two_amn_runs_has_a_row_per_run_and_game(runs, tmp_path):
+    write_run(tmp_path / "amn_feature", "amn", ["pong"], [epoch_row(e, "pong", "amn", 2.0, 3.0) for e in range(1, 13)],
+              beta=0.01, frames_per_game=True)
+    rows = table1(load_runs([runs["expert_pong"], runs["amn"], tmp_path / "amn_feature"]))
+    assert [(r.amn_run, r.game) for r in rows] == [("amn", "pong"), ("amn", "breakout"), ("amn_feature", "pong")]
+    assert rows[2].amn.mean == 2.0 and rows[2].dqn.mean == pytest.approx(6.6) and math.isnan(rows[2].agreement)
+    lines = table1_markdown(rows).splitlines()
+    assert lines[2].startswith("| game | AMN run | DQN mean |")
+    assert lines[6] == "| pong | amn_feature | 6.6 | 40 | 2 | 3 | 30.3% |  | 78.0% |"
+
+
 def test_table2_numbers_and_bold_best(runs):
     rows = table2(load_runs([runs[i] for i in ("random", "amn-policy", "amn-feature")]), every=1_000_000)
     assert [(r.game, r.frames) for r in rows] == [("gopher", 1_000_000), ("gopher", 2_000_000)]
@@ -236,7 +248,7 @@ def test_errors(runs, tmp_path):
         table1(load_runs([runs["expert_pong"], runs["expert_pong"], runs["amn"]]))
     with pytest.raises(ValueError, match="two transfer runs for game 'gopher' with init 'random'"):
         table2(load_runs([runs["random"], runs["random"]]))
-    with pytest.raises(ValueError, match="end at 1750k frames, before the first mark \\(2M\\)"):
+    with pytest.raises(ValueError, match="end at 1.75M frames, before the first mark \\(2M\\)"):
         table2(load_runs([runs["amn-feature"]]), every=2_000_000)
     with pytest.raises(ValueError, match="every must be a positive number of frames, got 0"):
         table2(load_runs([runs["random"]]), every=0)
@@ -257,7 +269,7 @@ def test_cli_prints_and_writes_the_tables(runs, tmp_path):
     proc = cli(*runs.values(), "--out", out, "--every", "500k")
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout == (out / "table1.md").read_text() + "\n" + (out / "table2.md").read_text()
-    assert "| 500k | 1.5 | **4** | 0 |" in proc.stdout and "| 1500k | 5.5 | 1 | **10** |" in proc.stdout
+    assert "| 500k | 1.5 | **4** | 0 |" in proc.stdout and "| 1.5M | 5.5 | 1 | **10** |" in proc.stdout
     assert sorted(p.name for p in out.iterdir()) == ["amn_breakout.png", "amn_pong.png", "table1.csv", "table1.md",
                                                      "table2.csv", "table2.md", "transfer_gopher.png"]
 
@@ -271,9 +283,12 @@ def test_cli_prints_and_writes_the_tables(runs, tmp_path):
     (["{random}", "--every", "0"], "--every must be > 0, got '0'"),
     (["{amn}", "--last", "0"], "--last must be >= 1, got 0"),
 ])
-def test_cli_errors(args, message, runs, tmp_path):
+def test_cli_errors(args, message, runs, tmp_path, capsys):
+    # In-process (main() is what the entry point runs): a subprocess per case would mostly time torch's import.
     write_run(tmp_path / "odd", "ppo", ["pong"], [])
     write_run(tmp_path / "empty", "amn", ["pong"], [])
     folders = {**{k: str(v) for k, v in runs.items()}, "odd": tmp_path / "odd", "empty": tmp_path / "empty"}
-    proc = cli(*[a.format(**folders) for a in args], "--out", tmp_path / "out")
-    assert proc.returncode == 2 and message in proc.stderr, proc.stderr
+    with pytest.raises(SystemExit) as exit_info:
+        main(["report", *[a.format(**folders) for a in args], "--out", str(tmp_path / "out")])
+    assert exit_info.value.code == 2 and message in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
