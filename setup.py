@@ -100,6 +100,7 @@ setup(
         "pillow>=9",
         "tqdm>=4",
         "tensorboard>=2.10",
+        "matplotlib>=3.6",
     ],
     extras_require={
         "test": ["pytest>=8", "pytest-benchmark>=4", "hypothesis>=6", "opencv-python-headless>=4.8"],
