@@ -203,3 +203,24 @@ def coerce(f: dataclasses.Field, value: Any, source: str = "config") -> Any:
         wanted = {"int": "an integer", "float": "a number", "bool": "true or false", "str": "a string"}[kind]
         raise ValueError(f"{source}: {name} must be {wanted}, got {value!r}") from None
     raise TypeError(f"unsupported field type {kind} for {name}")
+
+
+@dataclass
+class TransferConfig(DQNConfig):
+    """A DQN run on a target game (SPEC section 3), started from an AMN checkpoint or at random: every
+    DQNConfig setting (the expert procedure, the paper's by default), plus where the weights come from."""
+
+    init: str = _f("", "'random' (the baseline) or the path of an AMN checkpoint (from `distill`) whose weights "
+                       "start the DQN; required, except to resume a run (its checkpoint holds it)")
+    output: str = _f("masked", "output layer of an AMN init: masked (the AMN's rows of the target's legal "
+                               "actions, the paper's) or fresh (newly initialised)", choices=("masked", "fresh"))
+    architecture: str = _f("auto", "network: auto (the AMN's; nature with init=random), nature or large "
+                                   "(appendix D)", choices=("auto", "nature", "large"))
+    out: str = _f("runs/transfer", "output folder: checkpoints, CSV files, TensorBoard events")
+
+    TOML_TABLE = "transfer"
+    RANDOM_INIT = "random"
+
+    def validate(self) -> None:
+        super().validate()
+        self.need(bool(self.init), "init", f"{self.RANDOM_INIT!r} or the path of an AMN checkpoint")

@@ -26,6 +26,7 @@ import math
 import os
 import time
 from pathlib import Path
+from typing import Any, Mapping
 
 import numpy as np
 import torch
@@ -133,13 +134,21 @@ def load_expert(path: str | os.PathLike, game: str | None = None, architecture: 
 
 
 # -- training ---------------------------------------------------------------------------------------
-def train_expert(cfg: DQNConfig, resume: bool = False) -> dict:
+def train_expert(cfg: DQNConfig, resume: bool = False, *, initial_online: Mapping[str, torch.Tensor] | None = None,
+                 run_info: Mapping[str, Any] | None = None) -> dict:
     """Train one expert DQN as cfg says; returns the final counters, last test result and checkpoint path.
 
     resume=True continues from <cfg.out>/checkpoint.pt when it exists (network, target, optimiser,
     counters, RNG states, and the replay if it was saved; else the replay refills up to learning_starts).
     The envs restart at new episodes: an emulator's state is not part of a checkpoint.
+
+    initial_online: a state_dict for the online network (transfer: weights from an AMN), loaded only when
+        the run starts fresh, never over a resumed checkpoint; the target network starts equal to it.
+    run_info: how the run started, for run.json and the report, e.g. {"kind": "transfer", "init":
+        "amn-policy", ...} (default {"kind": "expert"}). The checkpoint keeps it (meta["run"]) and a resumed
+        run must bring the same, so a transfer run cannot be continued as something else.
     """
+    run_info = dict(run_info) if run_info is not None else {"kind": "expert"}
     out_dir = Path(cfg.out)
     ckpt_path = out_dir / CHECKPOINT_NAME
     device = resolve_device(cfg.device)
@@ -157,6 +166,9 @@ def train_expert(cfg: DQNConfig, resume: bool = False) -> dict:
     counters = dict(frames=0, agent_steps=0, updates=0, episodes=0, epochs=0, resumes=0, update_credit=0.0,
                     wall_s=0.0)
     if payload is not None:
+        started_as = payload["meta"].get("run", {"kind": "expert"})   # checkpoints older than meta["run"]
+        if started_as != run_info:
+            raise ValueError(f"checkpoint {str(ckpt_path)!r} was made for run={started_as!r}, not run={run_info!r}")
         counters.update(payload["counters"])
         counters["resumes"] += 1
     segment = counters["resumes"]   # new env and replay seeds after each resume (no repeated episodes)
@@ -169,7 +181,7 @@ def train_expert(cfg: DQNConfig, resume: bool = False) -> dict:
                             frame_skip=cfg.frame_skip, noop_max=cfg.noop_max,
                             max_episode_frames=cfg.max_episode_frames)
     legal_actions = pool.legal_actions(0)            # network output i -> full-set action legal_actions[i]
-    meta = expert_meta(cfg, legal_actions)
+    meta = {**expert_meta(cfg, legal_actions), "run": run_info}
     if payload is not None and payload["meta"]["actions"] != meta["actions"]:
         raise ValueError(f"checkpoint {str(ckpt_path)!r} has actions {payload['meta']['actions']}, "
                          f"the game's are {meta['actions']}")
@@ -177,6 +189,8 @@ def train_expert(cfg: DQNConfig, resume: bool = False) -> dict:
                                    life_loss_terminal=cfg.life_loss_terminal, seed=cfg.seed + segment)
     torch.manual_seed(cfg.seed)
     online = build_network(cfg.architecture, len(legal_actions)).to(device)
+    if payload is None and initial_online is not None:
+        online.load_state_dict(initial_online)
     target = copy.deepcopy(online).requires_grad_(False)
     optimizer = make_optimizer(cfg, online.parameters())
     rng = np.random.default_rng(cfg.seed)
@@ -247,8 +261,8 @@ def train_expert(cfg: DQNConfig, resume: bool = False) -> dict:
                    partial_return=result.partial_return)
         return {"epoch": counters["epochs"], "mean": result.mean, "max": result.max, "episodes": result.episodes}
 
-    write_run_info(out_dir, kind="expert", games=[canonical_name(cfg.game)], architecture=cfg.architecture,
-                   frame_skip=cfg.frame_skip, train_epoch_frames=cfg.train_epoch_frames)
+    write_run_info(out_dir, games=[canonical_name(cfg.game)], architecture=cfg.architecture,
+                   frame_skip=cfg.frame_skip, train_epoch_frames=cfg.train_epoch_frames, **run_info)
     logger = RunLogger(out_dir, total_frames=cfg.frames, initial_frames=counters["frames"],
                        tensorboard=cfg.tensorboard, progress=cfg.progress, description=canonical_name(cfg.game))
     recent_returns: collections.deque = collections.deque(maxlen=100)
