@@ -4,6 +4,6 @@ A command module has NAME and register(subparsers), which adds its parser and se
 parser's default: run(args, parser) -> exit code. Add a command by listing its module in COMMANDS.
 """
 
-from . import evaluate, train_expert
+from . import distill, evaluate, train_expert
 
-COMMANDS = (train_expert, evaluate)
+COMMANDS = (train_expert, distill, evaluate)
