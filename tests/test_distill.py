@@ -49,9 +49,9 @@ def experts_for(tmp_path, games, head_scale=1.0):
 
 
 def tiny_config(tmp_path, experts, **changes) -> DistillConfig:
-    """A run of 1,200 frames per game: updates from step 60, one test epoch of 200 frames per game."""
-    values = dict(experts=experts, frames_per_game=1_200, replay_capacity=2_000, learning_starts=60,
-                  per_game=4, train_epoch_frames=1_000, test_epoch_frames=200, checkpoint_every=600,
+    """A run of 800 frames per game (200 steps): updates from step 60, a test epoch of 200 frames per game."""
+    values = dict(experts=experts, frames_per_game=800, replay_capacity=2_000, learning_starts=60,
+                  per_game=4, train_epoch_frames=600, test_epoch_frames=200, checkpoint_every=400,
                   log_every=400, out=str(tmp_path / "amn"), device="cpu", progress=False, tensorboard=False,
                   torch_threads=1, env_threads=1)
     values.update(changes)
@@ -200,10 +200,13 @@ def held_out_states(games, steps=150, seed=12345):
 
 
 def test_distillation_lifts_policy_agreement_from_chance_to_90_percent(tmp_path):
+    """Untrained experts with heads scaled x30 (sharp, well-defined preferences). Their greedy action barely
+    varies within a game (random conv features are dominated by each game's static screen), so this checks
+    that the AMN learns every game's masked expert policy from pixels alone, not fine state distinctions."""
     games = ["pong", "breakout", "boxing"]
     experts = experts_for(tmp_path, games, head_scale=30.0)
-    cfg = tiny_config(tmp_path, experts, frames_per_game=3_200, learning_starts=100, update_every=1,
-                      per_game=16, lr=1e-3, loss_reduction="mean", test_epoch_frames=0, test_experts=False)
+    cfg = tiny_config(tmp_path, experts, frames_per_game=1_000, learning_starts=50, update_every=2,
+                      per_game=8, lr=1e-3, loss_reduction="mean", test_epoch_frames=0, test_experts=False)
     _, networks, _ = load_experts(cfg.expert_paths())
     ensemble = ExpertEnsemble(networks, [LEGAL[g] for g in games])
     obs, masks = held_out_states(games)
@@ -223,9 +226,9 @@ def test_run_writes_the_checkpoint_contract_tests_both_policies_and_resumes(tmp_
     experts = experts_for(tmp_path, games, head_scale=10.0)
     cfg = tiny_config(tmp_path, experts, beta=0.01, optimizer="authors_adam")
     summary = distill(cfg)
-    assert summary["frames"] == 1_200 and summary["steps"] == 300 and summary["epochs"] == 1
-    # one update per 4 steps from step 60 on: credit 0.25 per step from step 60 to 300
-    assert summary["updates"] == (300 - 60 + 1) // 4
+    assert summary["frames"] == 800 and summary["steps"] == 200 and summary["epochs"] == 1
+    # one update per 4 steps from step 60 on: credit 0.25 per step from step 60 to 200
+    assert summary["updates"] == (200 - 60 + 1) // 4
     assert math.isfinite(summary["policy_loss"]) and math.isfinite(summary["feature_loss"])
 
     payload = load_checkpoint(tmp_path / "amn" / "checkpoint.pt", expect={"kind": "amn"})
@@ -249,10 +252,10 @@ def test_run_writes_the_checkpoint_contract_tests_both_policies_and_resumes(tmp_
     assert info["kind"] == "amn" and info["games"] == games and info["beta"] == 0.01
     assert info["experts"] == dict(zip(games, cfg.expert_paths())) and info["architecture"] == "nature"
 
-    resumed = distill(cfg.replace(frames_per_game=2_400), resume=True)
-    assert resumed["frames"] == 2_400 and resumed["resumes"] == 1 and resumed["epochs"] == 2
+    resumed = distill(cfg.replace(frames_per_game=1_200), resume=True)
+    assert resumed["frames"] == 1_200 and resumed["resumes"] == 1 and resumed["epochs"] == 2
     # no saved replay: it refills learning_starts steps' worth (60 transitions per game) before updating
-    assert summary["updates"] < resumed["updates"] <= summary["updates"] + 300 // 4
+    assert summary["updates"] < resumed["updates"] <= summary["updates"] + (100 - 60) // 4 + 1
     rows = read_csv(tmp_path / "amn" / "test.csv")
     assert [r["policy"] for r in rows].count("expert") == 2           # the experts were tested once
     with pytest.raises(ValueError, match="was made for beta=0.01, not beta=0.0"):
