@@ -305,7 +305,8 @@ def test_cli_smoke_run_and_errors(tmp_path):
     out = tmp_path / "amn"
     proc = cli("distill", "--experts", experts, "--games", "breakout,pong", "--frames-per-game", "400",
                "--learning-starts", "50", "--per-game", "4", "--replay-capacity", "1k", "--test-epoch-frames", "0",
-               "--out", out, "--device", "cpu", "--torch-threads", "1", "--no-progress", "--no-tensorboard")
+               "--actor", "expert", "--out", out, "--device", "cpu", "--torch-threads", "1", "--no-progress",
+               "--no-tensorboard")
     summary = json.loads(proc.stdout.strip().splitlines()[-1])
     assert summary["frames"] == 400 and summary["games"] == ["pong", "breakout"] and summary["updates"] == (100 - 50 + 1) // 4
     assert load_checkpoint(out / "checkpoint.pt", expect={"kind": "amn", "games": ["pong", "breakout"]})

@@ -82,7 +82,6 @@ def distill_reference(expert_paths: list[str], frames_per_game: int = 4_000, see
     start = time.perf_counter()
     obs, _ = envs.reset(seed=seed)
     steps = updates = episodes = 0
-    loss = torch.tensor(float("nan"))
     while steps * frame_skip < frames_per_game:
         for g in range(num_games):
             replays[g].add(obs[g])
@@ -111,4 +110,4 @@ def distill_reference(expert_paths: list[str], frames_per_game: int = 4_000, see
     wall = time.perf_counter() - start
     envs.close()
     return {"frames_per_game": steps * frame_skip, "steps": steps, "updates": updates, "episodes": episodes,
-            "wall_s": wall, "loss": float(loss)}
+            "wall_s": wall, "loss": loss.item() if updates else float("nan")}
