@@ -7,7 +7,7 @@
    on the same frame budget after each epoch and measuring policy agreement,
 3. writes the report (report): Table 1 as Markdown and CSV, printed, and the learning curves as PNG.
 
-The budgets are about 1/250 of the paper's, so the experts barely beat random play; what the demo shows
+The budgets are about 1/300 of the paper's, so the experts barely beat random play; what the demo shows
 is the pipeline working end to end and the AMN learning to act like its experts (the agreement column).
 ``--quick`` (or ACTORMIMIC_DEMO_QUICK=1) shrinks every budget so the suite can run the demo in CI.
 """
@@ -37,8 +37,8 @@ class DemoBudget:
 
 
 BUDGETS = {
-    "default": DemoBudget(expert_frames=100_000, expert_learning_starts=5_000, distill_frames_per_game=100_000,
-                          distill_learning_starts=2_000, distill_epoch_frames=25_000, test_frames=5_000, minutes=12),
+    "default": DemoBudget(expert_frames=80_000, expert_learning_starts=5_000, distill_frames_per_game=75_000,
+                          distill_learning_starts=2_000, distill_epoch_frames=25_000, test_frames=10_000, minutes=11),
     "quick": DemoBudget(expert_frames=3_000, expert_learning_starts=250, distill_frames_per_game=3_000,
                         distill_learning_starts=100, distill_epoch_frames=1_500, test_frames=500, minutes=1),
 }

@@ -402,7 +402,7 @@ def _distill(cfg: DistillConfig, resume: bool, info) -> dict:
         if lead:
             write_run_info(out_dir, kind="amn", games=games, architecture=cfg.architecture, beta=float(cfg.beta),
                            experts=dict(zip(games, expert_paths)), frame_skip=cfg.frame_skip,
-                           train_epoch_frames=cfg.train_epoch_frames, world_size=world)
+                           train_epoch_frames=cfg.train_epoch_frames, world_size=world, frames_per_game=True)
             logger = RunLogger(out_dir, total_frames=cfg.frames_per_game, initial_frames=counters["frames"],
                                tensorboard=cfg.tensorboard, progress=cfg.progress,
                                description=f"AMN x{num_games}")
