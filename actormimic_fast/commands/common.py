@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import math
+from pathlib import Path
 
 from ..sizes import format_count
 
@@ -35,3 +36,28 @@ def add_settings_options(parser: argparse.ArgumentParser, settings_cls, title: s
         else:
             group.add_argument(flag, dest=name, default=argparse.SUPPRESS, choices=info["choices"],
                                metavar=None if info["choices"] else info["type"].upper(), help=help_text)
+
+
+def add_run_options(parser: argparse.ArgumentParser, settings_cls, title: str) -> None:
+    """--config FILE.toml, --resume and one option per setting: what every training command takes."""
+    parser.add_argument("--config", metavar="FILE.toml",
+                        help=f"TOML file of settings (top level or a [{settings_cls.TOML_TABLE}] table); command-line "
+                             "options override it")
+    parser.add_argument("--resume", action="store_true",
+                        help="continue from <out>/checkpoint.pt when it exists (else start fresh)")
+    add_settings_options(parser, settings_cls, title)
+
+
+def layered_settings(args: argparse.Namespace, settings_cls, fixed: dict | None = None,
+                     checkpoint_name: str = "checkpoint.pt"):
+    """This run's settings: defaults, then (with --resume) the saved config of <out>/checkpoint.pt, then the
+    --config file, then the command line, then ``fixed`` (values the command decides, e.g. a game's folder)."""
+    from ..checkpoint import load_checkpoint
+
+    fields = settings_cls.field_help()
+    values = dict(settings_cls.toml_values(args.config)) if args.config else {}
+    values.update({k: v for k, v in vars(args).items() if k in fields})
+    values.update(fixed or {})
+    checkpoint = Path(str(values.get("out", fields["out"]["default"]))) / checkpoint_name
+    saved = load_checkpoint(checkpoint)["config"] if args.resume and checkpoint.exists() else {}
+    return settings_cls.from_dict({**saved, **values}, source=args.config or "command line")

@@ -9,10 +9,9 @@ from __future__ import annotations
 
 import argparse
 import json
-from pathlib import Path
 
 from ..agents.distill_config import DistillConfig
-from .common import add_settings_options, jsonable
+from .common import add_run_options, jsonable, layered_settings
 
 NAME = "distill"
 
@@ -23,30 +22,17 @@ def register(subparsers) -> None:
         description="Actor-Mimic multitask distillation (Parisotto et al. 2016): one 18-output network learns "
                     "every expert's policy (and, with --beta > 0, its features). Writes <out>/checkpoint.pt, "
                     "progress.csv, episodes.csv, test.csv, run.json and tb/. Runs under torchrun as DDP.")
-    parser.add_argument("--config", metavar="FILE.toml", help="TOML file of settings (top level or a [distill] "
-                                                                  "table); command-line options override it")
-    parser.add_argument("--resume", action="store_true",
-                        help="continue from <out>/checkpoint.pt when it exists (else start fresh)")
-    add_settings_options(parser, DistillConfig, "distillation settings (defaults: the paper's; counts accept 4M, "
+    add_run_options(parser, DistillConfig, "distillation settings (defaults: the paper's; counts accept 4M, "
                                                 "250k; frame counts are per game)")
     parser.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
-    from ..agents.distill import CHECKPOINT_NAME, distill, load_experts
-    from ..checkpoint import load_checkpoint
+    from ..agents.distill import distill, load_experts
     from ..distributed import process_info
 
-    overrides = {k: v for k, v in vars(args).items() if k not in {"command", "config", "resume", "run"}}
     try:
-        file_values = DistillConfig.toml_values(args.config) if args.config else {}
-        ckpt = Path(overrides.get("out", file_values.get("out", DistillConfig.out))) / CHECKPOINT_NAME
-        values = {}
-        if args.resume and ckpt.exists():
-            values.update(load_checkpoint(ckpt)["config"])   # the run's own settings come first
-        values.update(file_values)
-        values.update(overrides)
-        cfg = DistillConfig.from_dict(values)
+        cfg = layered_settings(args, DistillConfig)
         load_experts(cfg.expert_paths(), cfg.game_list())   # bad expert lists fail here, with the usage line
     except (ValueError, FileNotFoundError) as exc:
         parser.error(str(exc))

@@ -8,10 +8,9 @@ from __future__ import annotations
 
 import argparse
 import json
-from pathlib import Path
 
 from ..agents.multitask_dqn import CHECKPOINT_NAME, MultitaskDQNConfig
-from .common import add_settings_options, jsonable
+from .common import add_run_options, jsonable, layered_settings
 
 NAME = "train-multitask-dqn"
 
@@ -25,30 +24,17 @@ def register(subparsers) -> None:
                     "the bootstrap. Frame counts are per game. Writes <out>/checkpoint.pt, progress.csv, "
                     "episodes.csv, test.csv (one row per game and test epoch), run.json and tb/.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    train.add_argument("--config", metavar="FILE.toml", help="TOML file of settings (top level or a "
-                                                                 "[multitask_dqn] table); options override it")
-    train.add_argument("--resume", action="store_true",
-                       help="continue from <out>/checkpoint.pt when it exists (else start fresh)")
-    add_settings_options(train, MultitaskDQNConfig,
+    add_run_options(train, MultitaskDQNConfig,
                          "training settings (defaults: the expert DQN's, frames per game; counts accept 4M, 250k)")
     train.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     from ..agents.multitask_dqn import train_multitask_dqn
-    from ..checkpoint import load_checkpoint
     from ..games import rom_path
 
-    overrides = {k: v for k, v in vars(args).items() if k not in {"command", "config", "resume", "run"}}
     try:
-        values = {}
-        ckpt = Path(MultitaskDQNConfig.from_toml(args.config, overrides).out) / CHECKPOINT_NAME
-        if args.resume and ckpt.exists():
-            values.update(load_checkpoint(ckpt)["config"])   # the run's own settings come first
-        if args.config:
-            values.update(MultitaskDQNConfig.toml_values(args.config))
-        values.update(overrides)
-        cfg = MultitaskDQNConfig.from_dict(values, source=args.config or "command line")
+        cfg = layered_settings(args, MultitaskDQNConfig, checkpoint_name=CHECKPOINT_NAME)
         for game in cfg.game_list:
             rom_path(game)   # unknown game -> ValueError listing the valid names
     except (ValueError, FileNotFoundError) as exc:

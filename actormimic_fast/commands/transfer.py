@@ -8,10 +8,9 @@ from __future__ import annotations
 
 import argparse
 import json
-from pathlib import Path
 
 from ..config import TransferConfig
-from .common import add_settings_options, jsonable
+from .common import add_run_options, jsonable, layered_settings
 
 NAME = "transfer"
 
@@ -24,11 +23,7 @@ def register(subparsers) -> None:
                     "game's legal actions, then train with the expert DQN procedure. --init random is the "
                     "baseline. Writes <out>/checkpoint.pt, run.json, progress.csv, episodes.csv, test.csv and tb/.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    transfer.add_argument("--config", metavar="FILE.toml", help="TOML file of settings (top level or a [transfer] "
-                                                                    "table); command-line options override it")
-    transfer.add_argument("--resume", action="store_true",
-                          help="continue from <out>/checkpoint.pt when it exists (else start fresh)")
-    add_settings_options(transfer, TransferConfig,
+    add_run_options(transfer, TransferConfig,
                          "transfer and training settings (defaults: the paper's; counts accept 10M, 250k)")
     transfer.set_defaults(run=run)
 
@@ -36,17 +31,10 @@ def register(subparsers) -> None:
 def run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     from ..agents.dqn import CHECKPOINT_NAME, train_expert
     from ..agents.transfer import transfer_start
-    from ..checkpoint import load_checkpoint
 
-    overrides = {k: v for k, v in vars(args).items() if k not in {"command", "config", "resume", "run"}}
     try:
-        values = dict(TransferConfig.toml_values(args.config)) if args.config else {}
-        values.update(overrides)
-        out = Path(str(values.get("out", TransferConfig.field_help()["out"]["default"])))
-        saved = {}
-        if args.resume and (out / CHECKPOINT_NAME).exists():
-            saved = load_checkpoint(out / CHECKPOINT_NAME)["config"]   # the run's own settings come first
-        cfg, initial_online, run_info = transfer_start(TransferConfig.from_dict({**saved, **values}))
+        cfg, initial_online, run_info = transfer_start(
+            layered_settings(args, TransferConfig, checkpoint_name=CHECKPOINT_NAME))
     except (ValueError, FileNotFoundError) as exc:
         parser.error(str(exc))
     summary = train_expert(cfg, resume=args.resume, initial_online=initial_online, run_info=run_info)
