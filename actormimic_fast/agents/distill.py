@@ -55,6 +55,7 @@ from ..metrics import RunLogger, write_run_info
 from ..networks import build_network, scale_frames
 from ..optim import AuthorsAdam
 from ..replay import ReplayMemory
+from .training_state import restore_rng, rng_state
 from .distill_config import DistillConfig
 from .dqn import load_expert, resolve_device
 
@@ -303,8 +304,7 @@ def _distill(cfg: DistillConfig, resume: bool, info) -> dict:
                 student.feature_heads[game].load_state_dict(state)
             optimizer.load_state_dict(payload["optimizer"])
             if lead:
-                rng.bit_generator.state = payload["rng"]["numpy"]
-                torch.set_rng_state(payload["rng"]["torch"])
+                restore_rng(rng, payload["rng"])
             if "replay" in payload:
                 replay.load_state_dict(payload["replay"])
             else:
@@ -319,8 +319,7 @@ def _distill(cfg: DistillConfig, resume: bool, info) -> dict:
             state = {"online": amn.state_dict(),
                      "feature_heads": {g: head.state_dict() for g, head in student.feature_heads.items()},
                      "optimizer": optimizer.state_dict(), "counters": dict(counters),
-                     "rng": {"numpy": rng.bit_generator.state, "torch": torch.get_rng_state()},
-                     "config": cfg.to_dict(), "experts": dict(zip(games, expert_paths))}
+                     "rng": rng_state(rng), "config": cfg.to_dict(), "experts": dict(zip(games, expert_paths))}
             if cfg.save_replay:
                 state["replay"] = replay.state_dict()
             save_checkpoint(ckpt_path, state, meta)

@@ -41,6 +41,7 @@ from ..metrics import RunLogger, write_run_info
 from ..networks import build_network
 from ..optim import AuthorsAdam, DeepMindRMSprop
 from ..replay import ReplayMemory
+from .training_state import q_learning_state, restore_q_learning
 
 CHECKPOINT_NAME = "checkpoint.pt"
 
@@ -195,25 +196,13 @@ def train_expert(cfg: DQNConfig, resume: bool = False, *, initial_online: Mappin
     optimizer = make_optimizer(cfg, online.parameters())
     rng = np.random.default_rng(cfg.seed)
     refill = 0   # transitions the replay must hold before updates go on (a resume without a saved replay)
-    if payload is not None:
-        online.load_state_dict(payload["online"])
-        target.load_state_dict(payload["target"])
-        optimizer.load_state_dict(payload["optimizer"])
-        rng.bit_generator.state = payload["rng"]["numpy"]
-        torch.set_rng_state(payload["rng"]["torch"])
-        if "replay" in payload:
-            replay.load_state_dict(payload["replay"])
-        else:
-            refill = min(cfg.learning_starts, cfg.replay_capacity)
+    if payload is not None and not restore_q_learning(payload, online, target, optimizer, rng, replay):
+        refill = min(cfg.learning_starts, cfg.replay_capacity)
     del payload
 
     def checkpoint() -> None:
-        state = {"online": online.state_dict(), "target": target.state_dict(),
-                 "optimizer": optimizer.state_dict(), "counters": dict(counters),
-                 "rng": {"numpy": rng.bit_generator.state, "torch": torch.get_rng_state()},
-                 "config": cfg.to_dict()}
-        if cfg.save_replay:
-            state["replay"] = replay.state_dict()
+        state = q_learning_state(online, target, optimizer, counters, rng, cfg.to_dict(),
+                                 replay if cfg.save_replay else None)
         save_checkpoint(ckpt_path, state, meta)
 
     pinned = device.type == "cuda"
