@@ -16,19 +16,11 @@ from actormimic_fast.checkpoint import load_checkpoint
 from actormimic_fast.config import DQNConfig
 from actormimic_fast.distributed import ProcessInfo, device_for_process, games_for_process, process_info
 from actormimic_fast.metrics import read_csv
+from cli_runner import run_cli as cli
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ["--replay-capacity", "5k", "--learning-starts", "500", "--target-update", "100", "--epsilon-decay-frames",
         "4k", "--log-every", "1k", "--device", "cpu", "--torch-threads", "1", "--no-progress"]
-
-
-def cli(*args, check=True, timeout=240):
-    env = dict(os.environ, PYTHONPATH=str(ROOT))
-    proc = subprocess.run([sys.executable, "-m", "actormimic_fast.cli", *map(str, args)], capture_output=True,
-                          text=True, env=env, timeout=timeout, cwd=ROOT)
-    if check and proc.returncode != 0:
-        raise AssertionError(f"exit {proc.returncode}\nstdout:\n{proc.stdout}\nstderr:\n{proc.stderr}")
-    return proc
 
 
 def test_train_expert_smoke_with_config_file_then_evaluate_and_record(tmp_path):

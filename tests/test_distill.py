@@ -4,8 +4,6 @@ import json
 import math
 import os
 import socket
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -21,8 +19,8 @@ from actormimic_fast.checkpoint import load_checkpoint, save_checkpoint
 from actormimic_fast.metrics import read_csv, read_run_info
 from actormimic_fast.networks import build_network
 from actormimic_fast.reference.distill_reference import reference_actor_mimic_loss
+from cli_runner import run_cli as cli
 
-ROOT = Path(__file__).resolve().parents[1]
 LEGAL = {"pong": [0, 1, 3, 4, 11, 12], "breakout": [0, 1, 3, 4], "boxing": list(range(18))}
 
 torch.set_num_threads(1)
@@ -289,15 +287,6 @@ def test_ddp_two_processes_keep_identical_parameters(tmp_path):
     initial = build_network("nature", 18).state_dict()
     assert not torch.equal(initial["head.weight"], r0["amn"]["head.weight"])     # they did learn
     assert load_checkpoint(tmp_path / "amn" / "checkpoint.pt")["counters"]["frames"] == 800
-
-
-def cli(*args, check=True, timeout=240):
-    env = dict(os.environ, PYTHONPATH=str(ROOT))
-    proc = subprocess.run([sys.executable, "-m", "actormimic_fast.cli", *map(str, args)], capture_output=True,
-                          text=True, env=env, timeout=timeout, cwd=ROOT)
-    if check and proc.returncode != 0:
-        raise AssertionError(f"exit {proc.returncode}\nstdout:\n{proc.stdout}\nstderr:\n{proc.stderr}")
-    return proc
 
 
 def test_cli_smoke_run_and_errors(tmp_path):

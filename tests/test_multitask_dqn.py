@@ -1,12 +1,7 @@
 """Multitask DQN baselines (MDQN, MCDQN): the masked pieces against hand-computed values, per-game routing
 against a per-row computation, a short in-process run, the CLI through subprocess (run, then resume)."""
 
-import json
 import math
-import os
-import subprocess
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -19,8 +14,8 @@ from actormimic_fast.checkpoint import load_checkpoint
 from actormimic_fast.cli import main
 from actormimic_fast.metrics import read_csv, read_run_info
 from actormimic_fast.networks import MultiHeadDQN
+from cli_runner import cli_summary
 
-ROOT = Path(__file__).resolve().parents[1]
 PONG_ACTIONS, BREAKOUT_ACTIONS = [0, 1, 3, 4, 11, 12], [0, 1, 3, 4]
 TINY = dict(replay_capacity=4_000, learning_starts=100, target_update=50, epsilon_decay_frames=1_000,
             train_epoch_frames=1_000, test_epoch_frames=400, checkpoint_every=1_000, log_every=500,
@@ -197,11 +192,7 @@ def test_mdqn_run_keeps_the_update_ratio_and_checkpoints_round_trip(tmp_path):
 
 
 def cli(*args, timeout=240):
-    env = dict(os.environ, PYTHONPATH=str(ROOT), OMP_NUM_THREADS="1")
-    proc = subprocess.run([sys.executable, "-m", "actormimic_fast.cli", *map(str, args)], capture_output=True,
-                          text=True, env=env, timeout=timeout, cwd=ROOT)
-    assert proc.returncode == 0, f"exit {proc.returncode}\nstdout:\n{proc.stdout}\nstderr:\n{proc.stderr}"
-    return json.loads(proc.stdout.strip().splitlines()[-1])
+    return cli_summary(*args, timeout=timeout, OMP_NUM_THREADS="1")
 
 
 def test_mcdqn_cli_smoke_run_then_resume(tmp_path):

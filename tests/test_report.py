@@ -20,9 +20,6 @@ Fixtures (each test.csv written row by row here, not through the trainers):
 
 import csv
 import math
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -30,8 +27,8 @@ import pytest
 from actormimic_fast.cli import main
 from actormimic_fast.metrics import COLUMNS, write_run_info
 from actormimic_fast.report import load_run, load_runs, table1, table2, table1_markdown, table2_markdown, write_report
+from cli_runner import run_cli
 
-ROOT = Path(__file__).resolve().parents[1]
 NAN = math.nan
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
@@ -259,9 +256,7 @@ def test_errors(runs, tmp_path):
 
 
 def cli(*args):
-    env = dict(os.environ, PYTHONPATH=str(ROOT))
-    return subprocess.run([sys.executable, "-m", "actormimic_fast.cli", "report", *map(str, args)],
-                          capture_output=True, text=True, env=env, timeout=120, cwd=ROOT)
+    return run_cli("report", *args, check=False, timeout=120)
 
 
 def test_cli_prints_and_writes_the_tables(runs, tmp_path):

@@ -2,11 +2,6 @@
 the command line and its errors. AMN checkpoints are fixtures written with save_checkpoint (the distill
 trainer's contract: meta kind "amn", 18 outputs, state "online" and "feature_heads")."""
 
-import json
-import os
-import subprocess
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -23,9 +18,9 @@ from actormimic_fast.config import DQNConfig, TransferConfig
 from actormimic_fast.evaluation import greedy_act, masked_greedy_act
 from actormimic_fast.metrics import read_csv, read_run_info
 from actormimic_fast.networks import build_network
+from cli_runner import cli_summary as cli
 
 torch.set_num_threads(1)
-ROOT = Path(__file__).resolve().parents[1]
 BREAKOUT = [0, 1, 3, 4]                       # NOOP, FIRE, RIGHT, LEFT
 PONG = [0, 1, 3, 4, 11, 12]
 TINY = dict(replay_capacity=5_000, learning_starts=200, target_update=100, epsilon_decay_frames=2_000,
@@ -172,14 +167,6 @@ def test_initial_weights_never_replace_a_resumed_checkpoint(tmp_path):
 
 
 # -- command line ------------------------------------------------------------------------------------
-def cli(*args, timeout=240):
-    env = dict(os.environ, PYTHONPATH=str(ROOT))
-    proc = subprocess.run([sys.executable, "-m", "actormimic_fast.cli", *map(str, args)], capture_output=True,
-                          text=True, env=env, timeout=timeout, cwd=ROOT)
-    assert proc.returncode == 0, f"exit {proc.returncode}\nstdout:\n{proc.stdout}\nstderr:\n{proc.stderr}"
-    return json.loads(proc.stdout.strip().splitlines()[-1])
-
-
 def test_transfer_command_from_amn_resumes_without_init_and_from_random(tmp_path):
     make_amn(tmp_path / "amn.pt")
     out = tmp_path / "breakout_amn"
