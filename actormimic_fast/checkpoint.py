@@ -17,6 +17,7 @@ from typing import Any
 import torch
 
 FORMAT_VERSION = 1
+CHECKPOINT_NAME = "checkpoint.pt"   # a run folder's checkpoint file
 
 
 def save_checkpoint(path: str | os.PathLike, state: dict[str, Any], meta: dict[str, Any]) -> Path:

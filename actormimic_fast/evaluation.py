@@ -24,6 +24,7 @@ import numpy as np
 import torch
 
 from .env import MultiGameEnvPool
+from .run.acting import masked_argmax
 
 ActFn = Callable[[torch.Tensor, torch.Tensor], "torch.Tensor | np.ndarray"]
 
@@ -158,8 +159,6 @@ def masked_greedy_act(network: torch.nn.Module, action_masks: np.ndarray | torch
     @torch.no_grad()
     def act(obs: torch.Tensor, game_ids: torch.Tensor) -> np.ndarray:
         ids = game_ids.to(device)
-        logits = run(obs.to(device, non_blocking=True), ids).float()
-        logits = logits.masked_fill(~masks[ids], float("-inf"))
-        return logits.argmax(1).cpu().numpy()
+        return masked_argmax(run(obs.to(device, non_blocking=True), ids), masks[ids]).cpu().numpy()
 
     return act

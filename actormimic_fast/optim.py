@@ -73,3 +73,20 @@ class AuthorsAdam(_TwoMomentOptimizer):
         m.mul_(b1).add_(grad, alpha=1 - b1)
         v.mul_(b2).addcmul_(grad, grad, value=1 - b2)
         p.addcdiv_(m, (v + eps).sqrt_(), value=-lr)
+
+
+OPTIMIZERS = ("rmsprop", "adam", "authors_adam")
+
+
+def make_optimizer(name: str, params, *, lr: float, rmsprop_momentum: float = 0.95, rmsprop_eps: float = 0.01,
+                   adam_eps: float = 1e-8, capturable: bool = False) -> Optimizer:
+    """The optimiser a config names: rmsprop (DeepMindRMSprop), adam (torch.optim.Adam, ``capturable`` for
+    CUDA graphs: its step count stays on the device) or authors_adam. DeepMindRMSprop and AuthorsAdam keep
+    no host-side state, so they are capturable as they are."""
+    if name == "rmsprop":
+        return DeepMindRMSprop(params, lr=lr, momentum=rmsprop_momentum, eps=rmsprop_eps)
+    if name == "adam":
+        return torch.optim.Adam(params, lr=lr, eps=adam_eps, capturable=capturable)
+    if name == "authors_adam":
+        return AuthorsAdam(params, lr=lr)
+    raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {name!r}")

@@ -20,7 +20,7 @@ import pytest
 import torch
 
 from actormimic_fast.agents.distill import distill
-from actormimic_fast.agents.distill_config import DistillConfig
+from actormimic_fast.agents.distill import DistillConfig
 from actormimic_fast.checkpoint import save_checkpoint
 from actormimic_fast.env import MultiGameEnvPool
 from actormimic_fast.games import PAPER_MULTITASK_GAMES

@@ -21,7 +21,7 @@ import os
 import pytest
 
 from actormimic_fast.agents.dqn import train_expert
-from actormimic_fast.config import DQNConfig
+from actormimic_fast.agents.dqn import DQNConfig
 import torch
 
 from actormimic_fast.reference.cleanrl_dqn import time_updates_only, train_cleanrl_dqn

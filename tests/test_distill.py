@@ -11,13 +11,13 @@ import pytest
 import torch
 
 from actormimic_fast import MultiGameEnvPool
-from actormimic_fast.agents.distill import (ExpertEnsemble, Student, actor_mimic_loss, distill, load_experts,
-                                            masked_argmax, random_legal_actions)
-from actormimic_fast.agents.distill_config import DistillConfig
+from actormimic_fast.agents.distill import ExpertEnsemble, Student, actor_mimic_loss, distill, load_experts
+from actormimic_fast.agents.distill import DistillConfig
 from actormimic_fast.agents.dqn import load_expert
 from actormimic_fast.checkpoint import load_checkpoint, save_checkpoint
 from actormimic_fast.metrics import read_csv, read_run_info
 from actormimic_fast.networks import build_network
+from actormimic_fast.run.acting import masked_argmax, random_legal_actions
 from actormimic_fast.reference.distill_reference import reference_actor_mimic_loss
 from cli_runner import run_cli as cli
 
@@ -57,25 +57,6 @@ def tiny_config(tmp_path, experts, **changes) -> DistillConfig:
 
 
 # -- pieces ------------------------------------------------------------------------------------------
-def test_actions_are_always_legal_for_games_of_3_to_18_actions():
-    games = ["skiing", "breakout", "pong", "space_invaders", "boxing"]
-    with MultiGameEnvPool(games, envs_per_game=2, seed=0) as pool:
-        masks = pool.env_action_masks.copy()
-        sizes = dict(zip(games, pool.action_masks.sum(1).tolist()))
-    assert sizes == {"skiing": 3, "breakout": 4, "pong": 6, "space_invaders": 6, "boxing": 18}
-    rng = np.random.default_rng(0)
-    seen = np.zeros_like(masks)
-    for _ in range(400):
-        scores = torch.randn(len(masks), 18)
-        scores[~torch.from_numpy(masks)] += 1e9          # illegal outputs dominate: the mask must win
-        greedy = masked_argmax(scores, torch.from_numpy(masks))
-        random = random_legal_actions(masks, rng)
-        rows = np.arange(len(masks))
-        assert masks[rows, greedy].all() and masks[rows, random].all()
-        seen[rows, random] = True
-    assert (seen == masks).all()                         # every legal action is drawn, nothing else
-
-
 def test_expert_ensemble_is_each_expert_run_separately(tmp_path):
     games = ["pong", "breakout", "boxing"]
     experts = [load_expert(save_random_expert(tmp_path / f"{g}.pt", g, seed=i))[0] for i, g in enumerate(games)]
@@ -178,8 +159,8 @@ def agreement(amn, ensemble, obs_by_game, masks):
     with torch.no_grad():
         teacher_q, _ = ensemble(obs_by_game)
         row_masks = masks.repeat_interleave(obs_by_game.shape[1], 0)
-        a_expert = masked_argmax(teacher_q.flatten(0, 1), row_masks)
-        a_amn = masked_argmax(amn(obs_by_game.flatten(0, 1)), row_masks)
+        a_expert = masked_argmax(teacher_q.flatten(0, 1), row_masks).numpy()
+        a_amn = masked_argmax(amn(obs_by_game.flatten(0, 1)), row_masks).numpy()
     return float(np.mean(a_expert == a_amn)), a_expert
 
 
@@ -190,7 +171,7 @@ def held_out_states(games, steps=150, seed=12345):
         rng = np.random.default_rng(seed)
         pool.reset()
         for t in range(steps):
-            out = pool.step(random_legal_actions(pool.env_action_masks, rng))
+            out = pool.step(random_legal_actions(rng, pool.env_action_masks))
             if t % 3 == 0:
                 kept.append(out.obs.copy())
         masks = torch.from_numpy(pool.action_masks.copy())
@@ -205,7 +186,7 @@ def test_distillation_lifts_policy_agreement_from_chance_to_90_percent(tmp_path)
     experts = experts_for(tmp_path, games, head_scale=30.0)
     cfg = tiny_config(tmp_path, experts, frames_per_game=1_000, learning_starts=50, update_every=2,
                       per_game=8, lr=1e-3, loss_reduction="mean", test_epoch_frames=0, test_experts=False)
-    _, networks, _ = load_experts(cfg.expert_paths())
+    networks = load_experts(cfg.expert_paths).networks
     ensemble = ExpertEnsemble(networks, [LEGAL[g] for g in games])
     obs, masks = held_out_states(games)
     torch.manual_seed(cfg.seed)
@@ -248,7 +229,7 @@ def test_run_writes_the_checkpoint_contract_tests_both_policies_and_resumes(tmp_
         assert (0 <= float(r["agreement"]) <= 1) if r["policy"] == "amn" else r["agreement"] == ""
     info = read_run_info(tmp_path / "amn")
     assert info["kind"] == "amn" and info["games"] == games and info["beta"] == 0.01
-    assert info["experts"] == dict(zip(games, cfg.expert_paths())) and info["architecture"] == "nature"
+    assert info["experts"] == dict(zip(games, cfg.expert_paths)) and info["architecture"] == "nature"
 
     resumed = distill(cfg.replace(frames_per_game=1_200), resume=True)
     assert resumed["frames"] == 1_200 and resumed["resumes"] == 1 and resumed["epochs"] == 2

@@ -7,10 +7,10 @@ import pytest
 import torch
 
 from actormimic_fast import ReplayMemory
-from actormimic_fast.agents.dqn import (epsilon_at, load_expert, sync_target, td_loss, td_target,
+from actormimic_fast.agents.dqn import (load_expert, sync_target, td_loss, td_target,
                                         train_expert)
 from actormimic_fast.checkpoint import load_checkpoint
-from actormimic_fast.config import DQNConfig
+from actormimic_fast.agents.dqn import DQNConfig
 from actormimic_fast.evaluation import evaluate
 from actormimic_fast.metrics import read_csv
 from actormimic_fast.networks import build_network
@@ -27,15 +27,6 @@ def tiny_config(tmp_path, **changes) -> DQNConfig:
 
 
 # -- pieces ------------------------------------------------------------------------------------------
-def test_epsilon_schedule_hand_values():
-    assert epsilon_at(0, 1.0, 0.1, 1_000_000) == 1.0
-    assert epsilon_at(250_000, 1.0, 0.1, 1_000_000) == pytest.approx(0.775)
-    assert epsilon_at(500_000, 1.0, 0.1, 1_000_000) == pytest.approx(0.55)
-    assert epsilon_at(1_000_000, 1.0, 0.1, 1_000_000) == pytest.approx(0.1)
-    assert epsilon_at(7_000_000, 1.0, 0.1, 1_000_000) == pytest.approx(0.1)
-    assert epsilon_at(5, 1.0, 0.1, 0) == 0.1
-
-
 def test_td_target_dqn_and_double_dqn_hand_values():
     r_t = torch.tensor([1.0, -1.0, 0.5])
     discount_t = torch.tensor([0.99, 0.0, 0.99 ** 3])      # one step, termination, 3-step return

@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 
 from actormimic_fast.agents.dqn import train_expert
-from actormimic_fast.config import DQNConfig
+from actormimic_fast.agents.dqn import DQNConfig
 from actormimic_fast.evaluation import evaluate
 from actormimic_fast.sizes import parse_count
 

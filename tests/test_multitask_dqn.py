@@ -7,9 +7,8 @@ import numpy as np
 import pytest
 import torch
 
-from actormimic_fast.agents.multitask_dqn import (MultitaskDQNConfig, greedy_legal_actions, load_multitask_dqn,
-                                                  masked_td_target, q_values, random_legal_actions,
-                                                  train_multitask_dqn)
+from actormimic_fast.agents.dqn import td_target
+from actormimic_fast.agents.multitask_dqn import MultitaskDQNConfig, load_multitask_dqn, q_values, train_multitask_dqn
 from actormimic_fast.checkpoint import load_checkpoint
 from actormimic_fast.cli import main
 from actormimic_fast.metrics import read_csv, read_run_info
@@ -30,41 +29,6 @@ def one_thread():
     torch.set_num_threads(threads)
 
 
-def masks_with_3_to_18_legal_actions(seed=0) -> np.ndarray:
-    """16 games, game i with 3 + i legal actions drawn at random from the 18."""
-    rng = np.random.default_rng(seed)
-    masks = np.zeros((16, 18), bool)
-    for g in range(16):
-        masks[g, rng.choice(18, size=3 + g, replace=False)] = True
-    return masks
-
-
-# -- acting ------------------------------------------------------------------------------------------
-def test_random_actions_are_legal_and_cover_every_legal_action():
-    masks = masks_with_3_to_18_legal_actions()
-    rng = np.random.default_rng(1)
-    game_ids = np.repeat(np.arange(16), 2_000)
-    actions = random_legal_actions(rng, game_ids, masks)
-    assert masks[game_ids, actions].all()
-    for g in range(16):
-        counts = np.bincount(actions[game_ids == g], minlength=18)
-        assert set(np.flatnonzero(counts)) == set(np.flatnonzero(masks[g]))
-        legal = counts[masks[g]]
-        assert legal.min() > 0.6 * legal.mean()        # uniform: 2,000 / (3..18) draws each
-
-
-def test_greedy_actions_never_pick_an_illegal_action_even_when_its_q_is_largest():
-    masks = masks_with_3_to_18_legal_actions(seed=2)
-    torch.manual_seed(0)
-    game_ids = torch.arange(16).repeat(4)
-    q = torch.randn(64, 18)
-    q[~torch.from_numpy(masks)[game_ids]] = 1e9       # illegal actions look best
-    actions = greedy_legal_actions(q, torch.from_numpy(masks)[game_ids]).numpy()
-    for row, g in enumerate(game_ids.tolist()):
-        legal = np.flatnonzero(masks[g])
-        assert actions[row] == legal[np.argmax(q[row, legal].numpy())]
-
-
 # -- the masked TD target ------------------------------------------------------------------------------
 def test_masked_td_target_hand_values():
     legal_t = torch.zeros(3, 18, dtype=torch.bool)
@@ -79,7 +43,7 @@ def test_masked_td_target_hand_values():
     q_t_target[2, 7] = 4.0
     r_t = torch.tensor([1.0, 0.0, -1.0])
     discount_t = torch.tensor([0.99, 0.99, 0.0])      # the Boxing transition ended at a termination
-    y = masked_td_target(r_t, discount_t, q_t_target, legal_t)
+    y = td_target(r_t, discount_t, q_t_target, legal_t=legal_t)
     torch.testing.assert_close(y, torch.tensor([1.0 + 0.99 * 2.0, 0.99 * -2.0, -1.0]))
 
     q_t_online = torch.zeros(3, 18)
@@ -87,7 +51,7 @@ def test_masked_td_target_hand_values():
     q_t_online[0, 17] = 99.0                          # ... not the illegal 17
     q_t_online[1, 12] = 1.0                           # picks 12 (target -6.0)
     q_t_online[1, 2] = 99.0
-    y_double = masked_td_target(r_t, discount_t, q_t_target, legal_t, q_t_online)
+    y_double = td_target(r_t, discount_t, q_t_target, q_t_online, legal_t=legal_t)
     torch.testing.assert_close(y_double, torch.tensor([1.0 + 0.99 * 1.0, 0.99 * -6.0, -1.0]))
 
 

@@ -9,12 +9,13 @@ import torch
 from torch import nn
 
 from actormimic_fast import MultiGameEnvPool
-from actormimic_fast.agents import dqn
+from actormimic_fast.run import context as run_context
 from actormimic_fast.agents.dqn import train_expert
 from actormimic_fast.agents.transfer import init_from_amn, minimal_action_set, train_transfer
 from actormimic_fast.checkpoint import load_checkpoint, save_checkpoint
 from actormimic_fast.cli import main
-from actormimic_fast.config import DQNConfig, TransferConfig
+from actormimic_fast.agents.dqn import DQNConfig
+from actormimic_fast.agents.transfer import TransferConfig
 from actormimic_fast.evaluation import greedy_act, masked_greedy_act
 from actormimic_fast.metrics import read_csv, read_run_info
 from actormimic_fast.networks import build_network
@@ -118,7 +119,7 @@ class RecordingPool(MultiGameEnvPool):
 
 def test_run_from_amn_acts_as_the_masked_amn_until_learning_starts(tmp_path, monkeypatch):
     amn = make_amn(tmp_path / "amn.pt", beta=0.01, illegal_bias=1e3)
-    monkeypatch.setattr(dqn, "MultiGameEnvPool", RecordingPool)
+    monkeypatch.setattr(run_context, "MultiGameEnvPool", RecordingPool)   # the pool every trainer makes
     monkeypatch.setattr(RecordingPool, "sent", [])
     cfg = TransferConfig(game="breakout", init=str(tmp_path / "amn.pt"), frames=1_600, epsilon_start=0.0,
                          epsilon_end=0.0, out=str(tmp_path / "run"), **{**TINY, "target_update": 10_000})

@@ -12,14 +12,9 @@ where A_i is game i's legal action set (columns outside it are masked out of bot
 fused op ``ops.masked_softmax_xent``) and h is a network's pre-output features. ``loss_reduction`` sums
 (default, as the authors' code back-propagates every sample's gradient unscaled) or averages over rows.
 
-Data flow of one iteration (one *step*: every env of the pool plays one agent step):
-
-    out = pool.recv()                  # every env's s_t, r_t, flags (the C++ workers stepped them)
-    replay.add_step(out, a_{t-1})      # one replay per game, frames stored once
-    a_t = epsilon-greedy over A_i      # the AMN's masked argmax (or the expert's), epsilon = 0.1
-    pool.send(a_t)                     # the envs step now ...
-    update() x E / update_every        # ... while the learner updates on per_game rows of every game
-    (test epoch, log, checkpoint when due)
+The run loop (actormimic_fast/run/) steps every env of the pool once per step (the authors' lockstep
+loop, one env per game by default); the AMN (or the expert, ``actor``) acts epsilon-greedily over each
+game's legal actions; every ``update_every`` steps an update draws ``per_game`` rows of every game.
 
 The experts' forward passes are one call whatever the number of games (``ExpertEnsemble``: their
 parameters stacked, ``torch.vmap`` over the per-game groups of the minibatch, so the convolutions run as
@@ -32,12 +27,9 @@ DistributedDataParallel averages the gradients; process 0 alone tests, logs and 
 
 from __future__ import annotations
 
-import collections
 import copy
 import datetime
-import math
-import os
-import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -46,26 +38,89 @@ import torch.distributed as dist
 from torch import nn
 
 from .. import ops
-from ..checkpoint import load_checkpoint, save_checkpoint
-from ..distributed import device_for_process, process_info
-from ..env import MultiGameEnvPool
 from ..evaluation import evaluate
 from ..games import NUM_ACTIONS, canonical_name
-from ..metrics import RunLogger, write_run_info
-from ..networks import build_network, scale_frames
-from ..optim import AuthorsAdam
-from ..replay import ReplayMemory
-from .training_state import restore_rng, rng_state
-from .distill_config import DistillConfig
-from .dqn import load_expert, resolve_device
+from ..networks import ARCHITECTURES, build_network, scale_frames
+from ..optim import make_optimizer
+from ..replay import ReplayMemory, TransitionBatch
+from ..run.acting import epsilon_greedy, masked_argmax
+from ..run.context import RunContext
+from ..run.loop import RunLoop, Schedule, TestRow, test_seed
+from ..run.settings import (ComputeSettings, EnvSettings, EvaluationSettings, GameList, OutputSettings,
+                            setting as _f, split_names)
+from ..run.state import restore_rng, rng_state
+from .dqn import check_actions, load_expert
 
-CHECKPOINT_NAME = "checkpoint.pt"
+
+# -- settings ---------------------------------------------------------------------------------------
+@dataclass
+class DistillConfig(GameList, OutputSettings, EvaluationSettings, ComputeSettings, EnvSettings):
+    """Every setting of an Actor-Mimic run; defaults follow the paper (SPEC section 2; values of the authors'
+    code noted).
+
+    Units. Frame counts are emulator frames *per game*, summed over every process under torchrun: the
+    paper's "25 million frames per source game" is ``frames_per_game = 25M``. ``learning_starts`` and
+    ``update_every`` count *steps*: one step plays one agent step in every env of the pool (the authors'
+    lockstep loop, one env per game); with ``envs_per_game = E`` a step is E agent steps per game and earns
+    E / update_every updates, so the updates per agent step of a game stay ``1 / update_every``.
+    """
+
+    experts: str = _f("", "expert checkpoints (from train-expert), comma-separated, one per game; the games "
+                          "and their order come from the checkpoints", names=True)
+    games: str = _f("", "optional comma-separated game list; if given it must name exactly the experts' games",
+                    names=True)
+    architecture: str = _f("nature", "AMN network: nature (the experts', multitask section 5.1) or large "
+                           "(appendix D, for transfer)", choices=ARCHITECTURES)
+    frames_per_game: int = _f(25_000_000, "training length in emulator frames per game (Table 1: 100 epochs = "
+                              "25M; the transfer AMNs: 4M)", count=True, low=1)
+    envs_per_game: int = _f(1, "envs of each game in the pool (the authors' code: 1, all games in lockstep)", low=1)
+    # -- Actor-Mimic objective -------------------------------------------------------------------
+    tau: float = _f(1.0, "softmax temperature of the expert policy softmax(Q / tau)", above=0)
+    beta: float = _f(0.0, "feature-regression weight (eq. 6): 0 for multitask (AMN-policy), 0.01 for AMN-feature",
+                     low=0)
+    loss_reduction: str = _f("sum", "sum over the minibatch (the authors' code backpropagates every sample's "
+                             "gradient unscaled) or mean", choices=("sum", "mean"))
+    actor: str = _f("amn", "who plays while training: amn (the paper's choice) or expert", choices=("amn", "expert"))
+    epsilon: float = _f(0.1, "constant exploration epsilon, random actions over the game's legal set", low=0, high=1)
+    # -- replay and learning ----------------------------------------------------------------------
+    replay_capacity: int = _f(100_000, "replay memory per game, in transitions", count=True, low=1)
+    per_game: int = _f(8, "minibatch rows per game (a minibatch holds per_game x games rows)", low=1)
+    update_every: int = _f(4, "steps per gradient update (a step = every env stepped once)", low=1)
+    learning_starts: int = _f(10_000, "steps before the first update", count=True, low=0)
+    optimizer: str = _f("adam", "adam (the paper: torch.optim.Adam) or authors_adam (the authors' code: "
+                        "beta1 = beta2 = 0.95, eps 0.01 inside the sqrt, no bias correction)",
+                        choices=("adam", "authors_adam"))
+    lr: float = _f(2.5e-4, "learning rate (the authors' code: 2.5e-4)", above=0)
+    adam_eps: float = _f(1e-8, "torch Adam epsilon (used with optimizer=adam)", above=0)
+    test_experts: bool = _f(True, "also test every expert once (first test epoch, same budget): test.csv rows "
+                            "with policy=expert")
+    out: str = _f("runs/amn", "output folder: checkpoint.pt, CSV files, run.json, TensorBoard events")
+
+    TOML_TABLE = "distill"
+    PER_GAME = " per game"
+
+    @property
+    def expert_paths(self) -> list[str]:
+        return split_names(self.experts)
+
+    def validate(self) -> None:
+        super().validate()
+        self.need(self.per_game <= self.replay_capacity, "per_game", f"<= replay_capacity ({self.replay_capacity})")
 
 
 # -- experts --------------------------------------------------------------------------------------
-def load_experts(paths: list[str], games: list[str] | None = None,
-                 device: str | torch.device = "cpu") -> tuple[list[str], list[nn.Module], list[dict]]:
-    """Load one expert per path; returns (games in the checkpoints' order, networks, metas).
+@dataclass
+class Experts:
+    """The experts of a run, loaded once: games in the checkpoints' order, networks (eval mode), metas."""
+
+    paths: list[str]
+    games: list[str]
+    networks: list[nn.Module]
+    metas: list[dict]
+
+
+def load_experts(paths: list[str], games: list[str] | None = None, device: str | torch.device = "cpu") -> Experts:
+    """Load one expert per path.
 
     Raises FileNotFoundError for a missing file and ValueError for a file that is not an expert, two
     experts of one game, experts of different architectures (they are batched into one call), or a
@@ -73,11 +128,8 @@ def load_experts(paths: list[str], games: list[str] | None = None,
     """
     if not paths:
         raise ValueError(f"experts must name one expert checkpoint per game, got {paths!r}")
-    networks, metas = [], []
-    for path in paths:
-        network, meta = load_expert(path, device=device)
-        networks.append(network)
-        metas.append(meta)
+    loaded = [load_expert(path, device=device) for path in paths]
+    networks, metas = [network for network, _ in loaded], [meta for _, meta in loaded]
     found = [meta["game"] for meta in metas]
     if len(set(found)) != len(found):
         repeated = sorted({g for g in found if found.count(g) > 1})
@@ -85,12 +137,11 @@ def load_experts(paths: list[str], games: list[str] | None = None,
     if games:
         wanted = [canonical_name(g) for g in games]
         if sorted(wanted) != sorted(found):
-            raise ValueError(f"games {wanted} do not match the experts' games {found} "
-                             f"(experts {paths})")
+            raise ValueError(f"games {wanted} do not match the experts' games {found} (experts {paths})")
     architectures = {meta["game"]: meta["architecture"] for meta in metas}
     if len(set(architectures.values())) != 1:
         raise ValueError(f"experts must share one architecture (their passes are batched), got {architectures}")
-    return found, networks, metas
+    return Experts(list(paths), found, networks, metas)
 
 
 class _FullActionExpert(nn.Module):
@@ -144,7 +195,7 @@ class ExpertEnsemble:
         return self._batched(self.params, self.buffers, obs)
 
 
-# -- the student ----------------------------------------------------------------------------------
+# -- the student and the loss ------------------------------------------------------------------------
 class Student(nn.Module):
     """The AMN and, for feature regression, one linear head per game mapping h_AMN to that expert's h.
 
@@ -190,323 +241,212 @@ def actor_mimic_loss(student_logits: torch.Tensor, teacher_q: torch.Tensor, acti
     return policy + beta * feature, policy, feature
 
 
-# -- acting -----------------------------------------------------------------------------------------
-def masked_argmax(scores: torch.Tensor, masks: torch.Tensor) -> np.ndarray:
-    """Each row's best legal action (full-set index): argmax of scores [n, 18] where masks [n, 18] is True."""
-    return scores.float().masked_fill(~masks, float("-inf")).argmax(1).cpu().numpy()
-
-
-def random_legal_actions(masks: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """One uniformly random legal action (full-set index) per row of bool masks [n, 18]."""
-    rank = rng.integers(0, masks.sum(1))                       # which legal action, per row
-    return (np.cumsum(masks, 1) > rank[:, None]).argmax(1)     # the column holding the rank-th legal one
-
-
-def make_optimizer(cfg: DistillConfig, params) -> torch.optim.Optimizer:
-    if cfg.optimizer == "adam":
-        return torch.optim.Adam(params, lr=cfg.lr, eps=cfg.adam_eps)
-    if cfg.optimizer == "authors_adam":
-        return AuthorsAdam(params, lr=cfg.lr)
-    raise ValueError(f"optimizer must be adam or authors_adam, got {cfg.optimizer!r}")
-
-
 def amn_meta(games: list[str], legal_actions: list, architecture: str, beta: float) -> dict:
     """What an AMN checkpoint holds (the transfer command relies on these keys)."""
     return {"kind": "amn", "games": list(games), "actions": [[int(a) for a in legal] for legal in legal_actions],
             "architecture": architecture, "num_actions": NUM_ACTIONS, "beta": float(beta)}
 
 
+# -- the algorithm ----------------------------------------------------------------------------------
+class ActorMimic:
+    """The AMN learning every expert's policy (and features) from the replay; the AMN or the experts act."""
+
+    METRICS = ("policy_loss", "feature_loss")
+    FRAME_COUNTERS = {"steps": "steps", "frames": "per_game"}
+
+    def __init__(self, cfg: DistillConfig, experts: Experts, legal_actions: list, env_game_ids: np.ndarray,
+                 run: RunContext):
+        games, device = experts.games, run.device
+        self.cfg, self.games, self.device = cfg, games, device
+        self.num_games = len(games)
+        self.teacher = ExpertEnsemble([e.to(device) for e in experts.networks], legal_actions)
+        self.action_masks = torch.from_numpy(_masks(legal_actions)).to(device)       # bool [G, 18]
+        self.masks = _masks(legal_actions)[env_game_ids]                             # bool [num_envs, 18]
+        self.device_masks = torch.from_numpy(self.masks).to(device)
+        self.action_map = np.tile(np.arange(NUM_ACTIONS), (len(env_game_ids), 1))   # columns are full actions
+        torch.manual_seed(cfg.seed)   # same initial weights on every process (DDP broadcasts them anyway)
+        self.amn = build_network(cfg.architecture, NUM_ACTIONS)
+        self.student = Student(self.amn, games, self.teacher.feature_dim, feature_regression=cfg.beta > 0).to(device)
+        self.online = self.amn
+        self.optimizer = make_optimizer(cfg.optimizer, self.student.parameters(), lr=cfg.lr, adam_eps=cfg.adam_eps,
+                                        capturable=device.type == "cuda")
+        self.rng = np.random.default_rng([cfg.seed, run.process.rank, run.segment])
+        self.lead = run.lead
+        self.trained: nn.Module = self.student
+        if run.process.world_size > 1:
+            self.trained = nn.parallel.DistributedDataParallel(
+                self.student, device_ids=[device.index] if device.type == "cuda" else None)
+        self.capturable = run.process.world_size == 1     # DDP's all-reduce is not captured
+        self.batch_rows = cfg.per_game * self.num_games
+        self.autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=cfg.amp, cache_enabled=False)
+        self.expert_paths = experts.paths
+        self.meta = amn_meta(games, legal_actions, cfg.architecture, cfg.beta)
+        self.run_info = {"kind": "amn", "games": games, "architecture": cfg.architecture, "beta": float(cfg.beta),
+                         "experts": dict(zip(games, experts.paths)), "frame_skip": cfg.frame_skip,
+                         "train_epoch_frames": cfg.train_epoch_frames, "world_size": run.process.world_size,
+                         "frames_per_game": True}
+        self.description = f"AMN x{self.num_games}"
+        self.counters_extra = {"experts_tested": 0}
+
+    # -- acting -------------------------------------------------------------------------------------
+    def act(self, network: nn.Module, obs: torch.Tensor, env_ids: np.ndarray, frames: int) -> np.ndarray:
+        """Epsilon-greedy over each game's legal actions: the AMN's (or the expert's) masked argmax."""
+        def greedy() -> torch.Tensor:
+            with torch.inference_mode(), self.autocast:
+                s_t = obs.to(self.device, non_blocking=True)
+                if self.cfg.actor == "amn":
+                    scores = network(s_t)
+                else:
+                    scores = self.teacher(s_t.view(self.num_games, -1, *s_t.shape[1:]))[0].flatten(0, 1)
+            return masked_argmax(scores, self.device_masks)
+
+        return epsilon_greedy(self.rng, self.cfg.epsilon, self.masks[env_ids], greedy)
+
+    # -- learning -----------------------------------------------------------------------------------
+    def sample(self, replay: ReplayMemory, out: TransitionBatch) -> TransitionBatch:
+        return replay.sample(per_game=self.cfg.per_game, out=out)
+
+    def update(self, batch: TransitionBatch) -> tuple[torch.Tensor, torch.Tensor]:
+        """One gradient step on per_game rows of every game; returns (policy loss, feature loss)."""
+        cfg = self.cfg
+        s_t, game_id = batch.obs, batch.game_id
+        with self.autocast:
+            teacher_q, expert_h = self.teacher(s_t.view(self.num_games, cfg.per_game, *s_t.shape[1:]))
+            student_logits, predicted_h = self.trained(s_t)
+        loss, policy_loss, feature_loss = actor_mimic_loss(
+            student_logits, teacher_q.flatten(0, 1), self.action_masks, game_id, cfg.tau, cfg.loss_reduction,
+            predicted_h, expert_h.flatten(0, 1), cfg.beta)
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.optimizer.step()
+        return policy_loss.detach(), feature_loss.detach()
+
+    def after_update(self, updates: int) -> None:
+        pass
+
+    # -- testing ------------------------------------------------------------------------------------
+    def test_epoch(self, epoch: int, frames: int) -> tuple[list[TestRow], dict]:
+        """The AMN on every game (with its agreement with the expert); the experts once per run."""
+        cfg = self.cfg
+        groups = (self.num_games, cfg.test_envs)
+        test_ids = np.repeat(np.arange(self.num_games), cfg.test_envs)   # evaluate's pool: envs grouped by game
+        masks = self.action_masks[torch.from_numpy(test_ids).to(self.device)]
+        agree, seen = np.zeros(self.num_games, np.int64), np.zeros(self.num_games, np.int64)
+
+        @torch.no_grad()
+        def expert_act(obs: torch.Tensor, game_ids: torch.Tensor) -> np.ndarray:
+            teacher_q, _ = self.teacher(obs.to(self.device, non_blocking=True).view(*groups, *obs.shape[1:]))
+            return masked_argmax(teacher_q.flatten(0, 1), masks).cpu().numpy()
+
+        @torch.no_grad()
+        def amn_act(obs: torch.Tensor, game_ids: torch.Tensor) -> np.ndarray:
+            a_amn = masked_argmax(self.amn(obs.to(self.device, non_blocking=True)), masks).cpu().numpy()
+            np.add.at(agree, test_ids, a_amn == expert_act(obs, game_ids))
+            np.add.at(seen, test_ids, 1)
+            return a_amn
+
+        self.amn.eval()
+        rows, summary = self._test(amn_act, "amn", epoch, agree, seen)
+        self.amn.train()
+        result = {"epoch": epoch, "amn": summary}
+        if cfg.test_experts and not self.counters_extra["experts_tested"]:
+            # The experts never change: one test epoch each (same budget and seeds) is their score.
+            expert_rows, result["expert"] = self._test(expert_act, "expert", epoch)
+            rows += expert_rows
+            self.counters_extra["experts_tested"] = 1
+        return rows, result
+
+    def _test(self, act, policy: str, epoch: int, agree: np.ndarray | None = None,
+              seen: np.ndarray | None = None) -> tuple[list[TestRow], dict]:
+        cfg = self.cfg
+        results = evaluate(act, self.games, frames_per_game=cfg.test_epoch_frames, epsilon=cfg.test_epsilon,
+                           envs_per_game=cfg.test_envs, seed=test_seed(cfg.seed, epoch), noop_max=cfg.noop_max,
+                           frame_skip=cfg.frame_skip, max_episode_frames=cfg.max_episode_frames)
+        rows, summary = [], {}
+        for g, game in enumerate(self.games):
+            r = results[game]
+            share = None if agree is None else agree[g] / max(seen[g], 1)
+            rows.append(TestRow(policy, r, share))
+            summary[game] = {"mean": r.mean, "max": r.max, "episodes": r.episodes, "agreement": share}
+        return rows, summary
+
+    # -- logs and checkpoints -------------------------------------------------------------------------
+    def progress_values(self, frames: int, metrics: dict[str, float]) -> dict:
+        policy, feature = metrics["policy_loss"], metrics["feature_loss"]
+        return {"epsilon": self.cfg.epsilon, "loss": policy + self.cfg.beta * feature if self.cfg.beta else policy}
+
+    def state_dict(self) -> dict:
+        return {"online": self.amn.state_dict(),
+                "feature_heads": {g: head.state_dict() for g, head in self.student.feature_heads.items()},
+                "optimizer": self.optimizer.state_dict(), "rng": rng_state(self.rng),
+                "experts": dict(zip(self.games, self.expert_paths))}
+
+    def load_state_dict(self, payload: dict) -> None:
+        self.amn.load_state_dict(payload["online"])
+        for game, state in payload["feature_heads"].items():
+            self.student.feature_heads[game].load_state_dict(state)
+        self.optimizer.load_state_dict(payload["optimizer"])
+        if self.lead:
+            restore_rng(self.rng, payload["rng"])
+
+    def summary(self, metrics: dict[str, float]) -> dict:
+        return {**metrics, "games": self.games, "amn": self.amn.eval(), "feature_heads": self.student.feature_heads}
+
+
+def _masks(legal_actions: list) -> np.ndarray:
+    masks = np.zeros((len(legal_actions), NUM_ACTIONS), bool)
+    for g, legal in enumerate(legal_actions):
+        masks[g, legal] = True
+    return masks
+
+
 # -- training ---------------------------------------------------------------------------------------
-def distill(cfg: DistillConfig, resume: bool = False) -> dict:
+def distill(cfg: DistillConfig, resume: bool = False, *, experts: Experts | None = None) -> dict:
     """Train an AMN as cfg says; returns the counters, the last test results, the checkpoint path and the
     trained modules (``amn``, ``feature_heads``).
 
+    experts: the run's experts when the caller has loaded them already (load_experts; the command does,
+    to report a bad list as a usage error), else they are loaded from cfg.experts.
     Under torchrun (WORLD_SIZE > 1) it joins or creates the default process group (gloo on CPU, nccl on
     CUDA) and trains with DistributedDataParallel. resume=True continues from <cfg.out>/checkpoint.pt.
     """
-    info = process_info()
+    if experts is None:
+        experts = load_experts(cfg.expert_paths, cfg.game_list)
+    games = experts.games
+    num_envs = len(games) * cfg.envs_per_game
+    run = RunContext.start(cfg, expect={"kind": "amn", "games": games, "architecture": cfg.architecture,
+                                        "beta": float(cfg.beta)},
+                           resume=resume, num_envs=num_envs, data_parallel=True, agent_steps_per_step=num_envs)
+    world = run.process.world_size
     created_group = False
-    if info.world_size > 1 and not dist.is_initialized():
-        device = resolve_device(device_for_process(cfg.device, info))
-        if device.type == "cuda":
-            torch.cuda.set_device(device)
+    if world > 1 and not dist.is_initialized():
+        if run.device.type == "cuda":
+            torch.cuda.set_device(run.device)
         # Process 0 tests alone while the others wait in their next all-reduce: allow a long test epoch.
-        dist.init_process_group("nccl" if device.type == "cuda" else "gloo",
+        dist.init_process_group("nccl" if run.device.type == "cuda" else "gloo",
                                 timeout=datetime.timedelta(minutes=120))
         created_group = True
     try:
-        return _distill(cfg, resume, info)
+        with run.make_pool(games, envs_per_game=cfg.envs_per_game) as pool:
+            legal_actions = [pool.legal_actions(g) for g in range(len(games))]
+            for game, meta, legal in zip(games, experts.metas, legal_actions):
+                if meta["actions"] != [int(a) for a in legal]:
+                    raise ValueError(f"the expert for {game} plays actions {meta['actions']}, but the game's legal "
+                                     f"actions are {[int(a) for a in legal]}")
+            replay = ReplayMemory.for_pool(pool, cfg.replay_capacity,
+                                           seed=cfg.seed + run.segment + 1_000_003 * run.process.rank)
+            algo = ActorMimic(cfg, experts, legal_actions, pool.game_ids.astype(np.int64), run)
+            if run.payload is not None:
+                check_actions(run, algo.meta)
+                algo.load_state_dict(run.payload)
+            schedule = Schedule(frames_per_game=cfg.frames_per_game, frame_skip=cfg.frame_skip, num_games=len(games),
+                                learning_starts=cfg.learning_starts * num_envs,
+                                agent_steps_per_update=cfg.update_every * len(games),
+                                rows_per_game=cfg.per_game,
+                                refill_transitions=min(cfg.learning_starts * cfg.envs_per_game, cfg.replay_capacity),
+                                train_epoch_frames=cfg.train_epoch_frames, test_epoch_frames=cfg.test_epoch_frames,
+                                log_every=cfg.log_every, checkpoint_every=cfg.checkpoint_every, world=world)
+            return RunLoop(run, algo, pool, replay, schedule).run()
     finally:
         if created_group:
             dist.destroy_process_group()
-
-
-def _distill(cfg: DistillConfig, resume: bool, info) -> dict:
-    world, rank = info.world_size, info.rank
-    lead = rank == 0
-    out_dir = Path(cfg.out)
-    ckpt_path = out_dir / CHECKPOINT_NAME
-    device = resolve_device(device_for_process(cfg.device, info))
-    cores = os.cpu_count() or 1
-
-    # Experts first: they name the games.
-    expert_paths = cfg.expert_paths()
-    games, experts, expert_metas = load_experts(expert_paths, cfg.game_list(), device)
-    num_games = len(games)
-
-    payload = None
-    if resume and ckpt_path.exists():
-        payload = load_checkpoint(ckpt_path, expect={"kind": "amn", "games": games, "architecture": cfg.architecture,
-                                                     "beta": float(cfg.beta)}, map_location="cpu")
-    counters = dict(steps=0, frames=0, updates=0, episodes=0, epochs=0, resumes=0, update_credit=0.0,
-                    wall_s=0.0, experts_tested=0)
-    if payload is not None:
-        counters.update(payload["counters"])
-        counters["resumes"] += 1
-    segment = counters["resumes"]   # new env and replay seeds after each resume (no repeated episodes)
-
-    # Envs: all games in one pool; each process its own seeds.
-    env_threads = cfg.env_threads or min(num_games * cfg.envs_per_game, cores)
-    if device.type == "cpu":
-        # The pool's threads step envs while the learner runs: leave them their cores (see agents/dqn.py).
-        torch.set_num_threads(cfg.torch_threads or max(1, cores - env_threads))
-    pool = MultiGameEnvPool(games, envs_per_game=cfg.envs_per_game,
-                            seed=cfg.seed + 7919 * segment + 1_000_003 * rank, num_threads=env_threads + 1,
-                            frame_skip=cfg.frame_skip, noop_max=cfg.noop_max,
-                            max_episode_frames=cfg.max_episode_frames)
-    try:
-        legal_actions = [pool.legal_actions(g) for g in range(num_games)]
-        for game, meta, legal in zip(games, expert_metas, legal_actions):
-            if meta["actions"] != [int(a) for a in legal]:
-                raise ValueError(f"the expert for {game} plays actions {meta['actions']}, but the game's legal "
-                                 f"actions are {[int(a) for a in legal]}")
-        meta = amn_meta(games, legal_actions, cfg.architecture, cfg.beta)
-        if payload is not None and payload["meta"]["actions"] != meta["actions"]:
-            raise ValueError(f"checkpoint {str(ckpt_path)!r} has actions {payload['meta']['actions']}, "
-                             f"the games' are {meta['actions']}")
-        action_masks = torch.from_numpy(pool.action_masks.copy()).to(device)        # bool [G, 18]
-        env_masks_np = pool.env_action_masks.copy()                                # bool [num_envs, 18]
-        env_masks = torch.from_numpy(env_masks_np).to(device)
-
-        replay = ReplayMemory.for_pool(pool, cfg.replay_capacity, seed=cfg.seed + segment + 1_000_003 * rank)
-        teacher = ExpertEnsemble(experts, legal_actions)
-        del experts
-
-        torch.manual_seed(cfg.seed)   # same initial weights on every process (DDP broadcasts them anyway)
-        amn = build_network(cfg.architecture, NUM_ACTIONS)
-        student = Student(amn, games, teacher.feature_dim, feature_regression=cfg.beta > 0).to(device)
-        optimizer = make_optimizer(cfg, student.parameters())
-        rng = np.random.default_rng([cfg.seed, rank, segment])
-        refill = 0   # transitions per game the replay must hold again after a resume without a saved replay
-        if payload is not None:
-            amn.load_state_dict(payload["online"])
-            for game, state in payload["feature_heads"].items():
-                student.feature_heads[game].load_state_dict(state)
-            optimizer.load_state_dict(payload["optimizer"])
-            if lead:
-                restore_rng(rng, payload["rng"])
-            if "replay" in payload:
-                replay.load_state_dict(payload["replay"])
-            else:
-                refill = min(cfg.learning_starts * cfg.envs_per_game, cfg.replay_capacity)
-        del payload
-        trained = student
-        if world > 1:
-            trained = nn.parallel.DistributedDataParallel(
-                student, device_ids=[device.index] if device.type == "cuda" else None)
-
-        def checkpoint() -> None:
-            state = {"online": amn.state_dict(),
-                     "feature_heads": {g: head.state_dict() for g, head in student.feature_heads.items()},
-                     "optimizer": optimizer.state_dict(), "counters": dict(counters),
-                     "rng": rng_state(rng), "config": cfg.to_dict(), "experts": dict(zip(games, expert_paths))}
-            if cfg.save_replay:
-                state["replay"] = replay.state_dict()
-            save_checkpoint(ckpt_path, state, meta)
-
-        pinned = device.type == "cuda"
-        batch_buffer = replay.empty_batch(cfg.per_game * num_games, pin_memory=pinned)
-        copy_done = torch.cuda.Event() if pinned else None
-        autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=cfg.amp)
-
-        def update() -> tuple[torch.Tensor, torch.Tensor]:
-            """One gradient step on per_game rows of every game; returns (policy loss, feature loss)."""
-            if copy_done is not None:
-                copy_done.synchronize()   # the previous batch's host-to-device copy has left the pinned buffer
-            batch = replay.sample(per_game=cfg.per_game, out=batch_buffer)
-            if pinned:
-                batch = batch.to(device, non_blocking=True)
-                copy_done.record()
-            s_t, game_id = batch.obs, batch.game_id
-            with autocast:
-                teacher_q, expert_h = teacher(s_t.view(num_games, cfg.per_game, *s_t.shape[1:]))
-                student_logits, predicted_h = trained(s_t)
-            loss, policy_loss, feature_loss = actor_mimic_loss(
-                student_logits, teacher_q.flatten(0, 1), action_masks, game_id, cfg.tau, cfg.loss_reduction,
-                predicted_h, expert_h.flatten(0, 1), cfg.beta)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            counters["updates"] += 1
-            return policy_loss.detach(), feature_loss.detach()
-
-        def test_games(act, policy: str, agreement: dict | None = None) -> dict:
-            results = evaluate(act, games, frames_per_game=cfg.test_epoch_frames, epsilon=cfg.test_epsilon,
-                               envs_per_game=cfg.test_envs, seed=cfg.seed + 100_003 + counters["epochs"],
-                               noop_max=cfg.noop_max, frame_skip=cfg.frame_skip,
-                               max_episode_frames=cfg.max_episode_frames)
-            rows = {}
-            for g, game in enumerate(games):
-                r = results[game]
-                share = None if agreement is None else agreement["agree"][g] / max(agreement["seen"][g], 1)
-                logger.row("test", epoch=counters["epochs"], frames=counters["frames"], game=game, policy=policy,
-                           mean=r.mean, max=r.max, episodes=r.episodes, test_frames=r.frames,
-                           partial_return=r.partial_return, agreement=share)
-                rows[game] = {"mean": r.mean, "max": r.max, "episodes": r.episodes, "agreement": share}
-            return rows
-
-        def test_epoch() -> dict:
-            """The AMN on every game (with its agreement with the expert); the experts once per run."""
-            groups = (num_games, cfg.test_envs)
-            agreement = {"agree": np.zeros(num_games, np.int64), "seen": np.zeros(num_games, np.int64)}
-            test_ids = np.repeat(np.arange(num_games), cfg.test_envs)   # evaluate's pool: envs grouped by game
-
-            @torch.no_grad()
-            def amn_act(obs: torch.Tensor, game_ids: torch.Tensor) -> np.ndarray:
-                obs = obs.to(device, non_blocking=True)
-                masks = action_masks[test_ids]
-                a_amn = masked_argmax(amn(obs), masks)
-                teacher_q, _ = teacher(obs.view(*groups, *obs.shape[1:]))
-                a_expert = masked_argmax(teacher_q.flatten(0, 1), masks)
-                np.add.at(agreement["agree"], test_ids, a_amn == a_expert)
-                np.add.at(agreement["seen"], test_ids, 1)
-                return a_amn
-
-            @torch.no_grad()
-            def expert_act(obs: torch.Tensor, game_ids: torch.Tensor) -> np.ndarray:
-                obs = obs.to(device, non_blocking=True)
-                teacher_q, _ = teacher(obs.view(*groups, *obs.shape[1:]))
-                return masked_argmax(teacher_q.flatten(0, 1), action_masks[test_ids])
-
-            amn.eval()
-            result = {"epoch": counters["epochs"], "amn": test_games(amn_act, "amn", agreement)}
-            amn.train()
-            if cfg.test_experts and not counters["experts_tested"]:
-                # The experts never change: one test epoch each (same budget and seeds) is their score.
-                result["expert"] = test_games(expert_act, "expert")
-                counters["experts_tested"] = 1
-            return result
-
-        logger = None
-        if lead:
-            write_run_info(out_dir, kind="amn", games=games, architecture=cfg.architecture, beta=float(cfg.beta),
-                           experts=dict(zip(games, expert_paths)), frame_skip=cfg.frame_skip,
-                           train_epoch_frames=cfg.train_epoch_frames, world_size=world, frames_per_game=True)
-            logger = RunLogger(out_dir, total_frames=cfg.frames_per_game, initial_frames=counters["frames"],
-                               tensorboard=cfg.tensorboard, progress=cfg.progress,
-                               description=f"AMN x{num_games}")
-        frames_per_step = cfg.envs_per_game * cfg.frame_skip * world      # per game, over all processes
-        recent_returns: collections.deque = collections.deque(maxlen=100)
-        policy_losses, feature_losses = [], []
-        last_losses = {"policy_loss": math.nan, "feature_loss": math.nan}   # means over the last log interval
-        last_test: dict = {}
-        learning = False    # latched: once every process's replay is ready, it stays ready
-        next_log = counters["frames"] + cfg.log_every
-        next_checkpoint = counters["frames"] + cfg.checkpoint_every
-        log_time, log_frames = time.perf_counter(), counters["frames"]
-        start_time, start_wall = time.perf_counter(), counters["wall_s"]
-        a_tm1 = np.zeros(pool.num_envs, np.int64)      # each env's last action (full-set index)
-        obs_tensor = pool.batch_tensors.obs
-        env_order = torch.arange(pool.num_envs)
-
-        try:
-            pool.async_reset()
-            out = pool.recv()
-            replay.add_step(out, a_tm1[out.env_id])    # episode starts: the actions are ignored
-            while counters["frames"] < cfg.frames_per_game:
-                # recv() returns every env in finishing order: put the rows in env order (grouped by game).
-                order = torch.from_numpy(np.argsort(out.env_id, kind="stable"))
-                s_t = obs_tensor.index_select(0, order)
-
-                # Act: epsilon-greedy over each game's legal actions (the AMN's, or the expert's, argmax).
-                a_t = random_legal_actions(env_masks_np, rng)
-                greedy = rng.random(pool.num_envs) >= cfg.epsilon
-                if greedy.any():
-                    with torch.no_grad(), autocast:
-                        s_t = s_t.to(device, non_blocking=True)
-                        if cfg.actor == "amn":
-                            scores = amn(s_t)
-                        else:
-                            scores = teacher(s_t.view(num_games, cfg.envs_per_game, *s_t.shape[1:]))[0].flatten(0, 1)
-                    a_t = np.where(greedy, masked_argmax(scores, env_masks), a_t)
-                pool.send(a_t, env_order.numpy())
-                a_tm1[:] = a_t
-                counters["steps"] += 1
-                counters["frames"] += frames_per_step
-
-                # Learn while the envs step.
-                if not learning and counters["steps"] >= cfg.learning_starts:
-                    ready = min(replay.num_transitions(g) for g in range(num_games)) >= max(refill, cfg.per_game)
-                    if world > 1:
-                        flag = torch.tensor([int(ready)], device=device if device.type == "cuda" else "cpu")
-                        dist.all_reduce(flag, op=dist.ReduceOp.MIN)
-                        ready = bool(flag.item())
-                    learning = ready
-                if learning:
-                    counters["update_credit"] += cfg.envs_per_game / cfg.update_every
-                    while counters["update_credit"] >= 1.0:
-                        counters["update_credit"] -= 1.0
-                        policy_loss, feature_loss = update()
-                        policy_losses.append(policy_loss)
-                        feature_losses.append(feature_loss)
-
-                # Test epoch, logs and checkpoint when due (tests, logs and files: process 0 only).
-                if cfg.test_epoch_frames and counters["frames"] >= (counters["epochs"] + 1) * cfg.train_epoch_frames:
-                    counters["epochs"] += 1
-                    if lead:
-                        last_test = test_epoch()
-                if counters["frames"] >= next_log:
-                    now = time.perf_counter()
-                    fps = (counters["frames"] - log_frames) * num_games / max(now - log_time, 1e-9)
-                    policy_value = float(torch.stack(policy_losses).mean()) if policy_losses else math.nan
-                    feature_value = float(torch.stack(feature_losses).mean()) if feature_losses else math.nan
-                    recent = float(np.mean(recent_returns)) if recent_returns else math.nan
-                    if lead:
-                        loss_value = policy_value + cfg.beta * feature_value if cfg.beta else policy_value
-                        logger.row("progress", frames=counters["frames"], wall_s=start_wall + now - start_time,
-                                   fps=fps, epsilon=cfg.epsilon, loss=loss_value, recent_return=recent,
-                                   updates=counters["updates"])
-                        logger.advance(counters["frames"] - log_frames, fps=fps, loss=policy_value)
-                    last_losses = {"policy_loss": policy_value, "feature_loss": feature_value}
-                    policy_losses.clear()
-                    feature_losses.clear()
-                    log_time, log_frames = now, counters["frames"]
-                    next_log = counters["frames"] + cfg.log_every
-                if counters["frames"] >= next_checkpoint:
-                    counters["wall_s"] = start_wall + time.perf_counter() - start_time
-                    if lead:
-                        checkpoint()
-                    next_checkpoint = counters["frames"] + cfg.checkpoint_every
-
-                # Collect the step: store it, count finished episodes.
-                out = pool.recv()
-                replay.add_step(out, a_tm1[out.env_id])
-                for row in np.flatnonzero(out.done):
-                    counters["episodes"] += 1
-                    recent_returns.append(float(out.episode_return[row]))
-                    if lead:
-                        logger.row("episodes", frames=counters["frames"], game=games[out.game_id[row]],
-                                   **{"return": float(out.episode_return[row])},
-                                   length=int(out.episode_length[row]))
-
-            counters["wall_s"] = start_wall + time.perf_counter() - start_time
-            if lead:
-                checkpoint()
-        finally:
-            if logger is not None:
-                logger.close()
-    finally:
-        pool.close()
-    return {**counters, **last_losses, "games": games, "last_test": last_test, "checkpoint": str(ckpt_path),
-            "recent_return": float(np.mean(recent_returns)) if recent_returns else math.nan,
-            "amn": amn.eval(), "feature_heads": student.feature_heads}

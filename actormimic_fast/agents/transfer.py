@@ -27,6 +27,7 @@ AMN trained with beta = 0) and AMN-feature (beta > 0) inits; run.json's ``init``
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -34,14 +35,35 @@ import numpy as np
 import torch
 
 from ..checkpoint import load_checkpoint
-from ..config import TransferConfig
 from ..env import MultiGameEnvPool
 from ..games import canonical_name
 from ..networks import build_network
-from .dqn import train_expert
+from ..run.settings import setting as _f
+from .dqn import DQNConfig, train_expert
 
-OUTPUTS = TransferConfig.field_help()["output"]["choices"]   # ("masked", "fresh")
-RANDOM_INIT = TransferConfig.RANDOM_INIT
+OUTPUTS = ("masked", "fresh")
+RANDOM_INIT = "random"
+
+
+@dataclass
+class TransferConfig(DQNConfig):
+    """A DQN run on a target game (SPEC section 3), started from an AMN checkpoint or at random: every
+    DQNConfig setting (the expert procedure, the paper's by default), plus where the weights come from."""
+
+    init: str = _f("", "'random' (the baseline) or the path of an AMN checkpoint (from `distill`) whose weights "
+                       "start the DQN; required, except to resume a run (its checkpoint holds it)")
+    output: str = _f("masked", "output layer of an AMN init: masked (the AMN's rows of the target's legal "
+                               "actions, the paper's) or fresh (newly initialised)", choices=OUTPUTS)
+    architecture: str = _f("auto", "network: auto (the AMN's; nature with init=random), nature or large "
+                                   "(appendix D)", choices=("auto", "nature", "large"))
+    out: str = _f("runs/transfer", "output folder: checkpoints, CSV files, TensorBoard events")
+
+    TOML_TABLE = "transfer"
+    RANDOM_INIT = RANDOM_INIT
+
+    def validate(self) -> None:
+        super().validate()
+        self.need(bool(self.init), "init", f"{RANDOM_INIT!r} or the path of an AMN checkpoint")
 
 
 def init_label(amn_meta: dict[str, Any]) -> str:

@@ -25,12 +25,15 @@ def add_settings_options(parser: argparse.ArgumentParser, settings_cls, title: s
     defaults, a --config file and a resumed run's settings can be layered below them.
     """
     group = parser.add_argument_group(title)
-    for name, info in settings_cls.field_help().items():
+    fields = settings_cls.field_help()
+    own = [name for name in vars(settings_cls).get("__annotations__", {}) if name in fields]
+    for name in own + [name for name in fields if name not in own]:   # the command's own settings first
+        info = fields[name]
         flag = "--" + name.replace("_", "-")
         default = info["default"]
-        shown = format_count(default) if info["count"] else default
+        shown = format_count(default) if info["count"] else ("auto" if default is None else default)
         help_text = f"{info['help']} (default: {shown})"
-        if info["type"] == "bool":
+        if info["type"] in ("bool", "bool | None"):
             group.add_argument(flag, dest=name, action=argparse.BooleanOptionalAction, default=argparse.SUPPRESS,
                                help=help_text)
         else:
@@ -48,16 +51,15 @@ def add_run_options(parser: argparse.ArgumentParser, settings_cls, title: str) -
     add_settings_options(parser, settings_cls, title)
 
 
-def layered_settings(args: argparse.Namespace, settings_cls, fixed: dict | None = None,
-                     checkpoint_name: str = "checkpoint.pt"):
+def layered_settings(args: argparse.Namespace, settings_cls, fixed: dict | None = None):
     """This run's settings: defaults, then (with --resume) the saved config of <out>/checkpoint.pt, then the
     --config file, then the command line, then ``fixed`` (values the command decides, e.g. a game's folder)."""
-    from ..checkpoint import load_checkpoint
+    from ..checkpoint import CHECKPOINT_NAME, load_checkpoint
 
     fields = settings_cls.field_help()
     values = dict(settings_cls.toml_values(args.config)) if args.config else {}
     values.update({k: v for k, v in vars(args).items() if k in fields})
     values.update(fixed or {})
-    checkpoint = Path(str(values.get("out", fields["out"]["default"]))) / checkpoint_name
+    checkpoint = Path(str(values.get("out", fields["out"]["default"]))) / CHECKPOINT_NAME
     saved = load_checkpoint(checkpoint)["config"] if args.resume and checkpoint.exists() else {}
     return settings_cls.from_dict({**saved, **values}, source=args.config or "command line")

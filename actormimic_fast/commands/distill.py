@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from ..agents.distill_config import DistillConfig
+from ..agents.distill import DistillConfig
 from .common import add_run_options, jsonable, layered_settings
 
 NAME = "distill"
@@ -33,10 +33,10 @@ def run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
 
     try:
         cfg = layered_settings(args, DistillConfig)
-        load_experts(cfg.expert_paths(), cfg.game_list())   # bad expert lists fail here, with the usage line
+        experts = load_experts(cfg.expert_paths, cfg.game_list)   # a bad expert list is a usage error
     except (ValueError, FileNotFoundError) as exc:
         parser.error(str(exc))
-    summary = distill(cfg, resume=args.resume)
+    summary = distill(cfg, resume=args.resume, experts=experts)
     if process_info().rank == 0:
         shown = {k: v for k, v in summary.items() if k not in ("amn", "feature_heads")}
         print(json.dumps(jsonable(shown)), flush=True)

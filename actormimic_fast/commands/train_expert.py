@@ -10,7 +10,7 @@ import argparse
 import json
 from pathlib import Path
 
-from ..config import DQNConfig
+from ..agents.dqn import DQNConfig
 from .common import add_run_options, jsonable, layered_settings
 
 NAME = "train-expert"

@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from ..agents.multitask_dqn import CHECKPOINT_NAME, MultitaskDQNConfig
+from ..agents.multitask_dqn import MultitaskDQNConfig
 from .common import add_run_options, jsonable, layered_settings
 
 NAME = "train-multitask-dqn"
@@ -34,7 +34,7 @@ def run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     from ..games import rom_path
 
     try:
-        cfg = layered_settings(args, MultitaskDQNConfig, checkpoint_name=CHECKPOINT_NAME)
+        cfg = layered_settings(args, MultitaskDQNConfig)
         for game in cfg.game_list:
             rom_path(game)   # unknown game -> ValueError listing the valid names
     except (ValueError, FileNotFoundError) as exc:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from ..config import TransferConfig
+from ..agents.transfer import TransferConfig
 from .common import add_run_options, jsonable, layered_settings
 
 NAME = "transfer"
@@ -29,12 +29,12 @@ def register(subparsers) -> None:
 
 
 def run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
-    from ..agents.dqn import CHECKPOINT_NAME, train_expert
+    from ..agents.dqn import train_expert
     from ..agents.transfer import transfer_start
 
     try:
         cfg, initial_online, run_info = transfer_start(
-            layered_settings(args, TransferConfig, checkpoint_name=CHECKPOINT_NAME))
+            layered_settings(args, TransferConfig))
     except (ValueError, FileNotFoundError) as exc:
         parser.error(str(exc))
     summary = train_expert(cfg, resume=args.resume, initial_online=initial_online, run_info=run_info)

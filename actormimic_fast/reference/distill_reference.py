@@ -16,9 +16,9 @@ import gymnasium as gym
 import numpy as np
 import torch
 
-from ..agents.dqn import load_expert
 from ..networks import build_network
 from .atari_reference import make_reference_env
+from .masked_softmax_xent import masked_softmax_xent
 
 NUM_ACTIONS = 18
 
@@ -27,15 +27,21 @@ def reference_actor_mimic_loss(student_logits: torch.Tensor, teacher_q: torch.Te
                                tau: float = 1.0, reduction: str = "sum",
                                predicted_features: torch.Tensor | None = None,
                                expert_features: torch.Tensor | None = None, beta: float = 0.0) -> torch.Tensor:
-    """Eq. 6 written plainly: masked cross-entropy of softmax(teacher_q / tau) and the student's softmax,
-    plus beta * ||predicted - expert||^2, summed or averaged over rows. row_masks: bool [B, 18]."""
-    neg_inf = torch.tensor(float("-inf"), dtype=student_logits.dtype, device=student_logits.device)
-    log_p_student = torch.log_softmax(torch.where(row_masks, student_logits, neg_inf), dim=1)
-    p_teacher = torch.softmax(torch.where(row_masks, teacher_q / tau, neg_inf), dim=1)
-    per_row = -(p_teacher * torch.where(row_masks, log_p_student, torch.zeros_like(log_p_student))).sum(1)
+    """Eq. 6 written plainly: the op's plain reference (reference/masked_softmax_xent.py) for L_policy, plus
+    beta * ||predicted - expert||^2, summed or averaged over rows. row_masks: bool [B, 18]."""
+    per_row = masked_softmax_xent(student_logits, teacher_q, row_masks, tau)
     if predicted_features is not None and beta:
         per_row = per_row + beta * (predicted_features - expert_features).square().sum(1)
     return per_row.sum() if reduction == "sum" else per_row.mean()
+
+
+def load_reference_expert(path: str, device: str) -> tuple[torch.nn.Module, dict]:
+    """An expert checkpoint read plainly: the weights into a fresh network of its architecture."""
+    payload = torch.load(path, map_location=device, weights_only=True)
+    meta = payload["meta"]
+    network = build_network(meta["architecture"], meta["num_actions"]).to(device)
+    network.load_state_dict(payload["online"])
+    return network.eval(), meta
 
 
 class NumpyStateReplay:
@@ -60,7 +66,7 @@ def distill_reference(expert_paths: list[str], frames_per_game: int = 4_000, see
     """Distil the experts for `frames_per_game` emulator frames per game; returns counters and wall time."""
     experts, legal, games = [], [], []
     for path in expert_paths:
-        network, meta = load_expert(path, device=device)
+        network, meta = load_reference_expert(path, device)
         experts.append(network)
         legal.append(np.asarray(meta["actions"], np.int64))
         games.append(meta["game"])

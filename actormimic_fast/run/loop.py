@@ -1,0 +1,308 @@
+"""The run loop every trainer shares: the actor plays, the learner learns, the loop keeps the cadence.
+
+    summary = RunLoop(run, algo, pool, replay, schedule).run()
+
+One actor step (every env of the pool; rows in env order, whatever order the pool finished them in):
+
+    out = pool.recv()                        # s_t, r_t and flags of every env (the C++ workers stepped them)
+    replay.add_step(out, a_{t-1})            # one record per env, frames stored once
+    a_t = algo.act(s_t)                      # one forward pass for all envs (none when every env explores)
+    pool.send(a_t)                           # the envs step now ...
+    learner.credit(n x updates per step)     # ... while the learner updates
+    test epoch, progress row, checkpoint     # when due, in frames of each game
+
+Modes (``RunContext.lockstep``):
+- lockstep: the learner runs its earned updates inline right after send(), on this thread, while the
+  envs step. Rows are processed in env order and the replay changes only between updates, so a seed
+  gives the same run bit for bit with any number of envs and env threads.
+- overlapped: the learner has its own thread and the rate limiter (rate_limiter.py) holds the replay
+  ratio within max_lag updates; the actor acts with ActorWeights, a copy of the online network refreshed
+  every 4 updates. Checkpoints and test epochs first drain the learner, so they see exactly the state a
+  lockstep run would have at the same counters; only the timing of updates relative to env steps (so
+  which transitions a minibatch can draw) differs, and with it the run.
+
+An algorithm gives the loop its act step, its update step (run/learner.py: Learns), its test epoch,
+its state and the names of its counters; the loop decides when each runs.
+"""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import math
+import time
+from dataclasses import dataclass
+from typing import Any, Protocol, Sequence
+
+import numpy as np
+import torch
+from torch import nn
+
+from ..checkpoint import save_checkpoint
+from ..env import MultiGameEnvPool
+from ..evaluation import GameResult
+from ..metrics import RunLogger, write_run_info
+from ..replay import ReplayMemory
+from .acting import ActorWeights
+from .context import RunContext
+from .learner import Learner, Learns
+
+MAX_LAG = 4.0          # updates the overlapped learner may fall behind before the actor waits
+ACTOR_REFRESH = 4      # the actor's weights are copied from the online network every this many updates
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """When things happen, in the algorithm's units turned into the loop's (see each trainer)."""
+
+    frames_per_game: int             # the run's length: emulator frames of each game, all processes together
+    frame_skip: int
+    num_games: int
+    learning_starts: int             # agent steps of this process (all envs) before updates may start
+    agent_steps_per_update: int      # the replay ratio: one update per this many agent steps (all envs)
+    rows_per_game: int               # transitions of every game the replay must hold before updating
+    refill_transitions: int          # ... at least these after a resume whose checkpoint has no replay
+    train_epoch_frames: int
+    test_epoch_frames: int
+    log_every: int
+    checkpoint_every: int
+    world: int = 1                   # processes stepping envs for the same run (distill's DDP)
+
+    def frames_per_game_at(self, agent_steps: int) -> int:
+        return agent_steps * self.frame_skip * self.world // self.num_games
+
+
+@dataclass
+class TestRow:
+    """One row of test.csv: who played (policy), what it scored and, for an AMN, its agreement."""
+
+    policy: str
+    result: GameResult
+    agreement: float | None = None
+
+
+class Algorithm(Learns, Protocol):
+    meta: dict                        # the checkpoint's meta (kind, games, actions, architecture, ...)
+    run_info: dict                    # run.json
+    description: str                  # the progress bar's label
+    online: nn.Module                 # the network the actor reads (a copy of it when overlapped)
+    action_map: np.ndarray            # int64 [num_envs, K]: the full-set action of column k for env e
+    FRAME_COUNTERS: dict[str, str]    # counter name -> "per_game" | "all_games" | "steps" (see public_counters)
+    counters_extra: dict[str, int]    # the algorithm's own counters, kept in checkpoints
+
+    def act(self, network: nn.Module, obs: torch.Tensor, env_ids: np.ndarray, frames: int) -> np.ndarray: ...
+    def progress_values(self, frames: int, metrics: dict[str, float]) -> dict[str, Any]: ...
+    def test_epoch(self, epoch: int, frames: int) -> tuple[list[TestRow], dict]: ...
+    def state_dict(self) -> dict: ...
+    def summary(self, metrics: dict[str, float]) -> dict: ...
+
+
+def test_seed(seed: int, epoch: int) -> int:
+    """The seed of test epoch `epoch` (1-based): a stream no training env uses."""
+    return seed + 100_003 + epoch - 1
+
+
+class RunLoop:
+    def __init__(self, run: RunContext, algo: Algorithm, pool: MultiGameEnvPool, replay: ReplayMemory,
+                 schedule: Schedule):
+        self.run_ctx, self.algo, self.pool, self.replay, self.schedule = run, algo, pool, replay, schedule
+        self.counters = run.counters
+        self.refill = 0
+        if run.payload is not None:
+            for name in algo.counters_extra:
+                if name in run.counters.extra:
+                    algo.counters_extra[name] = run.counters.extra[name]
+            if "replay" in run.payload:
+                replay.load_state_dict(run.payload["replay"])
+            else:   # the replay refills before updates go on
+                self.refill = schedule.refill_transitions
+        self.lockstep = run.lockstep
+        self.learner: Learner | None = None
+        self.actor_weights: ActorWeights | None = None
+        self.logger: RunLogger | None = None
+        self.returns = collections.deque(maxlen=100)                       # every game's recent episodes
+        self.game_returns = [collections.deque(maxlen=100) for _ in range(pool.num_games)]
+        self.last_metrics = {name: math.nan for name in algo.METRICS}
+
+    # -- counters under the algorithm's names --------------------------------------------------------
+    @property
+    def frames(self) -> int:
+        """Emulator frames of each game so far (all processes): the unit of every schedule."""
+        return self.schedule.frames_per_game_at(self.counters.agent_steps)
+
+    def public_counters(self) -> dict[str, Any]:
+        """The counters as the algorithm names them (checkpoints, summaries): its FRAME_COUNTERS map names
+        to frames of each game, frames of all games (this process) or lockstep steps (each env once)."""
+        c, s = self.counters, self.schedule
+        derived = {"per_game": self.frames, "all_games": c.agent_steps * s.frame_skip,
+                   "steps": c.agent_steps // self.pool.num_envs}
+        named = {name: derived[kind] for name, kind in self.algo.FRAME_COUNTERS.items()}
+        return {**named, "agent_steps": c.agent_steps, "updates": c.updates, "episodes": c.episodes,
+                "epochs": c.epochs, "resumes": c.resumes, "update_credit": c.update_credit, "wall_s": c.wall_s,
+                **self.algo.counters_extra}
+
+    # -- the run -------------------------------------------------------------------------------------
+    def run(self) -> dict:
+        run, algo, pool, replay, schedule, counters = (self.run_ctx, self.algo, self.pool, self.replay,
+                                                       self.schedule, self.counters)
+        device = run.device
+        if not self.lockstep:
+            self.actor_weights = ActorWeights(algo.online, every=ACTOR_REFRESH)
+        self.learner = Learner(algo, replay, device, threaded=not self.lockstep, updates=counters.updates,
+                               credit=counters.update_credit, max_lag=MAX_LAG,
+                               cuda_graphs=getattr(run.cfg, "cuda_graphs", True),
+                               on_update=self.actor_weights.refresh if self.actor_weights else None)
+        if run.lead:
+            write_run_info(run.out_dir, **algo.run_info)
+            self.logger = RunLogger(run.out_dir, total_frames=schedule.frames_per_game, initial_frames=self.frames,
+                                    tensorboard=run.cfg.tensorboard, progress=run.cfg.progress,
+                                    description=algo.description)
+        actor_stream = torch.cuda.Stream(device) if device.type == "cuda" and not self.lockstep else None
+        try:
+            with torch.cuda.stream(actor_stream) if actor_stream is not None else contextlib.nullcontext():
+                self.learner.start()
+                last_test = self._play()
+                self.learner.drain()
+                self._sync_counters()
+                if run.lead:
+                    self._checkpoint()
+        finally:
+            self.learner.stop()
+            if self.logger is not None:
+                self.logger.close()
+        recent = float(np.mean(self.returns)) if self.returns else math.nan
+        return {**self.public_counters(), "last_test": last_test, "checkpoint": str(run.checkpoint_path),
+                "recent_return": recent, **algo.summary(self.last_metrics)}
+
+    def _play(self) -> dict:
+        run, algo, pool, replay, schedule, counters, learner = (self.run_ctx, self.algo, self.pool, self.replay,
+                                                                self.schedule, self.counters, self.learner)
+        cfg = run.cfg
+        num_envs, num_games = pool.num_envs, pool.num_games
+        a_tm1 = np.zeros(num_envs, np.int64)          # each env's last action (a column of its network)
+        obs_rows = pool.batch_tensors.obs             # zero-copy view of the rows recv() returns
+        learning = False                              # latched: once every game's replay is ready, it stays ready
+        min_transitions = max(schedule.rows_per_game, self.refill)
+        last_test: dict = {}
+        next_log = self.frames + schedule.log_every
+        next_checkpoint = self.frames + schedule.checkpoint_every
+        self._log_time, self._log_steps = time.perf_counter(), counters.agent_steps
+        self._start_time, self._start_wall = time.perf_counter(), counters.wall_s
+        frame_skip, world = schedule.frame_skip, schedule.world
+        agent_steps_per_update = schedule.agent_steps_per_update
+
+        pool.async_reset()
+        out = pool.recv()
+        replay.add_step(out, a_tm1[out.env_id])       # episode starts: the actions are ignored
+        frames = self.frames
+        while frames < schedule.frames_per_game:
+            # Rows in env order: the act step's random draws then go to the same envs in every run.
+            env_ids = out.env_id.astype(np.int64)
+            n = len(env_ids)
+            obs = obs_rows[:n]
+            if n > 1 and (env_ids[1:] < env_ids[:-1]).any():
+                order = np.argsort(env_ids, kind="stable")
+                env_ids, obs = env_ids[order], obs.index_select(0, torch.from_numpy(order))
+
+            # Act, then let the envs step.
+            if self.actor_weights is None:
+                a_t = algo.act(algo.online, obs, env_ids, frames)
+            else:
+                with self.actor_weights.reading() as network:
+                    a_t = algo.act(network, obs, env_ids, frames)
+            pool.send(algo.action_map[env_ids, a_t], env_ids)
+            a_tm1[env_ids] = a_t
+            counters.agent_steps += n
+            frames = self.frames
+
+            # Learn while the envs step.
+            if not learning and counters.agent_steps >= schedule.learning_starts:
+                ready = min(replay.num_transitions(g) for g in range(num_games)) >= min_transitions
+                learning = run_all_agree(run, ready)
+            if learning:
+                learner.credit(n / agent_steps_per_update)
+
+            # Test epoch, progress row and checkpoint when due (tests and files: process 0 only).
+            if schedule.test_epoch_frames and frames >= (counters.epochs + 1) * schedule.train_epoch_frames:
+                counters.epochs += 1
+                if run.lead:
+                    learner.drain()
+                    last_test = self._test_epoch(counters.epochs, frames)
+            if frames >= next_log:
+                self._progress_row(frames)
+                next_log = frames + schedule.log_every
+            if frames >= next_checkpoint:
+                if run.lead:
+                    learner.drain()
+                    self._sync_counters()
+                    self._checkpoint()
+                next_checkpoint = frames + schedule.checkpoint_every
+
+            # Collect the step: store it, count finished episodes.
+            out = pool.recv()
+            replay.add_step(out, a_tm1[out.env_id])
+            done = out.done
+            if done.any():
+                self._episodes(out, np.flatnonzero(done), frames)
+        return last_test
+
+    # -- cadence -------------------------------------------------------------------------------------
+    def _episodes(self, out, rows: np.ndarray, frames: int) -> None:
+        for row in rows:
+            game = int(out.game_id[row])
+            ret = float(out.episode_return[row])
+            self.counters.episodes += 1
+            self.returns.append(ret)
+            self.game_returns[game].append(ret)
+            if self.logger is not None:
+                self.logger.row("episodes", frames=frames, game=self.pool.games[game], **{"return": ret},
+                                length=int(out.episode_length[row]))
+
+    def _test_epoch(self, epoch: int, frames: int) -> dict:
+        rows, summary = self.algo.test_epoch(epoch, frames)
+        for row in rows:
+            r = row.result
+            self.logger.row("test", epoch=epoch, frames=frames, game=r.game, policy=row.policy, mean=r.mean,
+                            max=r.max, episodes=r.episodes, test_frames=r.frames, partial_return=r.partial_return,
+                            agreement=row.agreement)
+        return summary
+
+    def _progress_row(self, frames: int) -> None:
+        now = time.perf_counter()
+        counters = self.counters
+        fps = ((counters.agent_steps - self._log_steps) * self.schedule.frame_skip * self.schedule.world
+               / max(now - self._log_time, 1e-9))
+        self.last_metrics = self.learner.read_metrics()
+        counters.updates = self.learner.updates
+        if self.logger is not None:
+            recent = float(np.mean(self.returns)) if self.returns else math.nan
+            values = self.algo.progress_values(frames, self.last_metrics)
+            self.logger.row("progress", frames=frames, wall_s=self._start_wall + now - self._start_time, fps=fps,
+                            recent_return=recent, updates=counters.updates, **values)
+            self.logger.advance(frames - self.schedule.frames_per_game_at(self._log_steps), fps=fps,
+                                ret=recent, **values)
+        self._log_time, self._log_steps = now, counters.agent_steps
+
+    def _sync_counters(self) -> None:
+        """The learner's counters and the wall time into the run's counters (after a drain)."""
+        self.counters.updates = self.learner.updates
+        self.counters.update_credit = self.learner.pending_credit
+        self.counters.wall_s = self._start_wall + time.perf_counter() - self._start_time
+
+    def _checkpoint(self) -> None:
+        cfg = self.run_ctx.cfg
+        state = {**self.algo.state_dict(), "counters": self.public_counters(), "config": cfg.to_dict()}
+        if cfg.save_replay:
+            state["replay"] = self.replay.state_dict()
+        save_checkpoint(self.run_ctx.checkpoint_path, state, self.algo.meta)
+
+
+def run_all_agree(run: RunContext, flag: bool) -> bool:
+    """flag on every process of a data-parallel run (a MIN all-reduce); flag itself otherwise."""
+    if run.process.world_size == 1:
+        return flag
+    import torch.distributed as dist
+
+    tensor = torch.tensor([int(flag)], device=run.device if run.device.type == "cuda" else "cpu")
+    dist.all_reduce(tensor, op=dist.ReduceOp.MIN)
+    return bool(tensor.item())
