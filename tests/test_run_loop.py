@@ -166,3 +166,22 @@ def test_lockstep_distillation_with_several_envs_is_reproducible(tmp_path):
     distill(distill_config(tmp_path / "b", experts, env_threads=1, **cfg))
     assert_same_runs(tmp_path / "a", tmp_path / "b")
     assert {r["policy"] for r in read_csv(tmp_path / "a" / "test.csv")} == {"amn", "expert"}
+
+
+# -- the same command-line options and defaults as before the run loop, plus the new modes ---------------
+NEW_SETTINGS = {"lockstep": None, "cuda_graphs": True}
+
+
+@pytest.mark.parametrize("command", ["train-expert", "transfer", "train-multitask-dqn", "distill"])
+def test_every_setting_and_default_of_before_is_still_there(command):
+    from actormimic_fast.agents.transfer import TransferConfig
+    from actormimic_fast.cli import build_parser
+
+    before = json.loads((Path(__file__).parent / "data" / "settings_before_run_loop.json").read_text())[command]
+    cls = {"train-expert": DQNConfig, "transfer": TransferConfig, "train-multitask-dqn": MultitaskDQNConfig,
+           "distill": DistillConfig}[command]
+    now = {name: info["default"] for name, info in cls.field_help().items()}
+    assert now == {**before, **NEW_SETTINGS}
+    parser = build_parser()
+    options = {a.dest for a in parser._subparsers._group_actions[0].choices[command]._actions}
+    assert set(now) <= options

@@ -171,7 +171,9 @@ class MultitaskDQN(QLearning):
         def greedy() -> torch.Tensor:
             with torch.inference_mode(), self.autocast:
                 q_t = q_values(network, obs.to(self.device, non_blocking=True), ids)
-            return masked_argmax(q_t, self.device_masks[torch.from_numpy(env_ids).to(self.device)])
+            every_env = len(env_ids) == len(self.masks)      # the run loop steps every env, in env order
+            masks = self.device_masks if every_env else self.device_masks[torch.from_numpy(env_ids).to(self.device)]
+            return masked_argmax(q_t, masks)
 
         return epsilon_greedy(self.rng, self.epsilon(frames), self.masks[env_ids], greedy)
 

@@ -86,6 +86,7 @@ class Learner:
         self._use_graphs = cuda and cuda_graphs and algo.capturable
         self._sums = torch.zeros(len(algo.METRICS), device=device)
         self._count = 0                          # updates summed into _sums since the last read
+        self._eager = 0                          # updates run eagerly by this learner (the warm-up before capture)
         if cuda:
             self.stream = torch.cuda.Stream(device)
             self._copy_stream = torch.cuda.Stream(device)
@@ -113,10 +114,16 @@ class Learner:
         """The actor earned `amount` updates (agent steps x updates per agent step). Lockstep: run the
         whole updates now; threaded: hand them to the learner thread (waiting if it lags by > max_lag)."""
         self.limiter.credit(amount)
-        if not self.threaded:
-            while self.limiter.try_acquire():
-                self._update_once()
-                self.limiter.release()
+        if self.threaded:
+            return
+        acting = torch.cuda.current_stream(self.device) if self.stream is not None else None
+        if acting is not None:
+            self.stream.wait_stream(acting)      # GPU-side: the act step has read the weights the update writes
+        while self.limiter.try_acquire():
+            self._update_once()
+            self.limiter.release()
+        if acting is not None:
+            acting.wait_stream(self.stream)      # GPU-side: the next act step reads the updated weights
 
     def drain(self) -> None:
         """Wait until every whole update earned is done and on the device (checkpoints, tests, the end)."""
@@ -168,12 +175,13 @@ class Learner:
             _copy_into(slot.device, slot.host)
             slot.copied.record(self._copy_stream)
         self.stream.wait_event(slot.copied)
-        if self._use_graphs and self.updates >= GRAPH_WARMUP:
+        if self._use_graphs and self._eager >= GRAPH_WARMUP:
             if slot.graph is None:
                 self._capture_all()
             slot.graph.replay()
         else:
             self._sums += torch.stack([m.detach().float() for m in self.algo.update(slot.device)])
+            self._eager += 1
         slot.consumed.record(self.stream)
 
     def _capture_all(self) -> None:

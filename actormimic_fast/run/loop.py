@@ -181,6 +181,9 @@ class RunLoop:
         num_envs, num_games = pool.num_envs, pool.num_games
         a_tm1 = np.zeros(num_envs, np.int64)          # each env's last action (a column of its network)
         obs_rows = pool.batch_tensors.obs             # zero-copy view of the rows recv() returns
+        # On CUDA the act step's observations go through pinned memory, so their copy to the device is
+        # asynchronous; the act step's one read-back (the actions) orders it before the next overwrite.
+        staging = torch.empty_like(obs_rows, pin_memory=True) if run.device.type == "cuda" else None
         learning = False                              # latched: once every game's replay is ready, it stays ready
         min_transitions = max(schedule.rows_per_game, self.refill)
         last_test: dict = {}
@@ -203,6 +206,8 @@ class RunLoop:
             if n > 1 and (env_ids[1:] < env_ids[:-1]).any():
                 order = np.argsort(env_ids, kind="stable")
                 env_ids, obs = env_ids[order], obs.index_select(0, torch.from_numpy(order))
+            if staging is not None:
+                obs = staging[:n].copy_(obs)
 
             # Act, then let the envs step.
             if self.actor_weights is None:
