@@ -17,6 +17,7 @@ a caller can see what happened instead of reading a made-up score.
 from __future__ import annotations
 
 import math
+import zlib
 from dataclasses import dataclass, field
 from typing import Callable, Sequence
 
@@ -55,7 +56,8 @@ def evaluate(act: ActFn, games: Sequence[str] | None = None, *, frames_per_game:
     frames_per_game: the paper's budget (125,000), shared by the game's envs; or
     episodes_per_game: play until that many episodes of every game completed (``max_frames_per_game``
         optionally caps it; episodes still short are then reported as above).
-    epsilon: probability of a uniformly random *legal* action, per env and step.
+    epsilon: probability of a uniformly random *legal* action, per env and step (each game draws from its
+        own stream, so a game's result does not depend on which other games share the pool).
     pool: play in this pool (reset first) instead of building one from games/envs_per_game/seed/...;
         frame_skip must then be the pool's.
     With several envs per game, every episode that completes within the budget counts (short episodes
@@ -86,8 +88,11 @@ def evaluate(act: ActFn, games: Sequence[str] | None = None, *, frames_per_game:
 
 def _play(act, pool, frames_per_game, episodes_per_game, epsilon, seed, frame_skip, max_frames_per_game,
           on_frame) -> dict[str, GameResult]:
-    rng = np.random.default_rng([seed, 0xE7A1])
+    # One exploration stream per game, keyed by its name: a game's test epoch is the same whichever games
+    # share the pool (experts trained together test like experts trained alone).
+    rngs = [np.random.default_rng([seed, 0xE7A1, zlib.crc32(game.encode())]) for game in pool.games]
     num_games, game_ids = pool.num_games, pool.game_ids.astype(np.int64)
+    envs_of_game = [np.flatnonzero(game_ids == g) for g in range(num_games)]
     legal = [np.flatnonzero(m) for m in pool.action_masks]
     env_legal = [legal[g] for g in game_ids]
     game_ids_t = torch.from_numpy(game_ids)
@@ -108,9 +113,9 @@ def _play(act, pool, frames_per_game, episodes_per_game, epsilon, seed, frame_sk
             break
         actions = np.asarray(act(obs, game_ids_t) if epsilon < 1 else np.zeros(pool.num_envs, np.int64))
         actions = actions.astype(np.int64, copy=True).reshape(pool.num_envs)
-        explore = rng.random(pool.num_envs) < epsilon
-        for env in np.flatnonzero(explore):
-            actions[env] = rng.choice(env_legal[env])
+        for g, envs in enumerate(envs_of_game):
+            for env in envs[rngs[g].random(len(envs)) < epsilon]:
+                actions[env] = rngs[g].choice(env_legal[env])
         out = pool.step(actions)
         counted = open_games[game_ids]          # steps of a game past its budget are not counted
         frames += np.bincount(game_ids[counted], minlength=num_games) * frame_skip

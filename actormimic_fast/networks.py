@@ -7,6 +7,8 @@ Every network maps uint8 frames [B, 4, 84, 84] to Q-values / logits [B, num_acti
 
 from __future__ import annotations
 
+import copy
+
 import torch
 from torch import nn
 
@@ -122,6 +124,78 @@ class MultiHeadDQN(nn.Module):
         grouped = x.index_select(0, order.to(x.device)).split(counts)
         y = torch.cat([head(g, rows) for g, rows in enumerate(grouped) if counts[g]])
         return y.index_select(0, inverse.to(x.device))
+
+
+class StackedNetworks(nn.Module):
+    """K networks of one architecture as one module: their parameters stacked along a new first dimension
+    (torch.func.stack_module_state), so K experts' update is one backward pass and one optimiser step.
+
+    The forward pass either runs each network on its slice of the stacked parameters, with the kernels a
+    network alone uses (``vectorized = False``: on the CPU this is 1.5x faster than vmap and gives each
+    network the outputs it would have alone), or vmaps one call over them (``vectorized = True``: the
+    convolutions become grouped convolutions, fewer and larger kernels, meant for GPUs).
+
+    Heads of different sizes are padded with zero rows to the largest (``num_outputs``); a padded output
+    never enters a loss (callers mask it), so its rows get no gradient and stay zero under every
+    optimiser here. forward(obs [K, B, ...]) -> [K, B, num_outputs]; ``network_state(k, num_actions)``
+    gives network k's own state_dict (padding removed), ``load_network_state`` writes one back.
+    """
+
+    def __init__(self, networks: list[nn.Module]):
+        super().__init__()
+        num_outputs = max(n.head.out_features for n in networks)
+        padded = [_padded_head(n, num_outputs) for n in networks]
+        params, _ = torch.func.stack_module_state(padded)
+        self.names = list(params)
+        self.stacked = nn.ParameterList(nn.Parameter(params[name].detach().clone()) for name in self.names)
+        self.num_networks, self.num_outputs = len(networks), num_outputs
+        # structure only (weights come from self.stacked); in a tuple so that it is not a submodule
+        self._structure = (copy.deepcopy(padded[0]).to("meta"),)
+        self.vectorized = False
+
+    def _one(self, params: dict, obs: torch.Tensor) -> torch.Tensor:
+        return torch.func.functional_call(self._structure[0], params, (obs,))
+
+    def forward(self, obs: torch.Tensor) -> torch.Tensor:
+        if obs.dim() < 2 or obs.shape[0] != self.num_networks:
+            raise ValueError(f"obs must be [networks={self.num_networks}, B, ...], got {tuple(obs.shape)}")
+        if self.vectorized:
+            return torch.vmap(self._one)(dict(zip(self.names, self.stacked)), obs)
+        views = [p.unbind(0) for p in self.stacked]     # backward: one stack of the K gradients per parameter
+        return torch.stack([self._one({name: v[k] for name, v in zip(self.names, views)}, obs[k])
+                            for k in range(self.num_networks)])
+
+    def network_state(self, k: int, num_actions: int) -> dict[str, torch.Tensor]:
+        """Network k's state_dict as a plain network with num_actions outputs has it."""
+        return {name: unpadded(name, p[k], num_actions).detach().clone() for name, p in zip(self.names, self.stacked)}
+
+    @torch.no_grad()
+    def load_network_state(self, k: int, state: dict[str, torch.Tensor]) -> None:
+        """Write a plain network's state_dict into slot k (its head into the first rows)."""
+        for name, p in zip(self.names, self.stacked):
+            value = state[name]
+            if name.startswith("head."):
+                p[k].zero_()              # the padding rows
+            p[k][: value.shape[0]].copy_(value)
+
+
+def _padded_head(network: nn.Module, num_outputs: int) -> nn.Module:
+    """A copy of network whose head has num_outputs rows: its own first, zeros after."""
+    padded = copy.deepcopy(network)
+    head = network.head
+    if head.out_features != num_outputs:
+        padded.head = nn.Linear(head.in_features, num_outputs).to(head.weight.device)
+        with torch.no_grad():
+            padded.head.weight.zero_()
+            padded.head.bias.zero_()
+            padded.head.weight[: head.out_features] = head.weight
+            padded.head.bias[: head.out_features] = head.bias
+    return padded
+
+
+def unpadded(name: str, value: torch.Tensor, num_actions: int) -> torch.Tensor:
+    """A StackedNetworks parameter (or optimiser state) of one network without its head's padding rows."""
+    return value[:num_actions] if name.startswith("head.") else value
 
 
 def scale_frames(obs: torch.Tensor) -> torch.Tensor:

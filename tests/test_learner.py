@@ -8,6 +8,7 @@ on a tensor) and must keep its shapes; the GPU capture itself runs only where CU
 from __future__ import annotations
 
 import contextlib
+from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
@@ -21,6 +22,12 @@ from actormimic_fast.agents.multitask_dqn import MultitaskDQN, MultitaskDQNConfi
 from actormimic_fast.distributed import ProcessInfo
 from actormimic_fast.run.learner import Learner
 from test_run_loop import save_sharp_experts
+
+def make_expert(cfg, replay, legal, device=torch.device("cpu")) -> ExpertDQN:
+    """A one-game expert learning from replay (a plain ReplayMemory: the one memory of its one game)."""
+    memories = SimpleNamespace(memories=[replay])
+    return ExpertDQN(cfg, ["pong"], legal[:1], 1, device, memories, [Path("unused")], {"kind": "expert"})
+
 
 HOST_READS = ("item", "tolist", "cpu", "numpy", "__bool__", "__int__", "__float__")
 
@@ -61,7 +68,7 @@ def filled_replay(games, envs_per_game=1, steps=120, columns=False, **kwargs):
 def test_expert_update_is_capturable(monkeypatch, changes):
     replay, _, _, legal = filled_replay(["pong"], columns=True)
     cfg = DQNConfig(device="cpu", batch_size=8, **changes)
-    algo = ExpertDQN(cfg, legal[0], 1, torch.device("cpu"), {"kind": "expert"})
+    algo = make_expert(cfg, replay, legal)
     assert algo.capturable
     batch = algo.sample(replay, replay.empty_batch(algo.batch_rows))
     before = [p.clone() for p in algo.online.parameters()]
@@ -76,11 +83,12 @@ def test_expert_update_is_capturable(monkeypatch, changes):
 def test_mdqn_update_is_capturable_and_mcdqn_says_it_is_not(monkeypatch):
     replay, masks, env_game_ids, _ = filled_replay(["pong", "breakout"])
     cfg = MultitaskDQNConfig(games="pong,breakout", device="cpu", batch_size=8, replay_capacity=2_000)
-    algo = MultitaskDQN(cfg, masks, env_game_ids, torch.device("cpu"))
+    algo = MultitaskDQN(cfg, masks, env_game_ids, torch.device("cpu"), Path("unused"), replay)
     batch = algo.sample(replay, replay.empty_batch(algo.batch_rows))
     with no_host_reads(monkeypatch):
         algo.update(batch)
-    mcdqn = MultitaskDQN(cfg.replace(variant="mcdqn"), masks, env_game_ids, torch.device("cpu"))
+    mcdqn = MultitaskDQN(cfg.replace(variant="mcdqn"), masks, env_game_ids, torch.device("cpu"), Path("unused"),
+                         replay)
     assert algo.capturable and not mcdqn.capturable     # MCDQN groups rows per game on the host
 
 
@@ -89,8 +97,9 @@ def test_actor_mimic_update_is_capturable(monkeypatch, tmp_path):
     # torch's Adam reads its step count on the host unless capturable, which it is made on CUDA (below)
     cfg = DistillConfig(experts=save_sharp_experts(tmp_path), beta=0.01, per_game=4, device="cpu",
                         optimizer="authors_adam")
-    run = SimpleNamespace(device=torch.device("cpu"), process=ProcessInfo(0, 1, 0), segment=0, lead=True)
-    algo = ActorMimic(cfg, load_experts(cfg.expert_paths), legal, env_game_ids, run)
+    run = SimpleNamespace(device=torch.device("cpu"), process=ProcessInfo(0, 1, 0), segment=0, lead=True,
+                          out_dir=tmp_path)
+    algo = ActorMimic(cfg, load_experts(cfg.expert_paths), legal, env_game_ids, run, replay)
     batch = algo.sample(replay, replay.empty_batch(algo.batch_rows))
     with no_host_reads(monkeypatch):
         policy, feature = algo.update(batch)
@@ -112,7 +121,7 @@ def test_host_reads_are_caught(monkeypatch):
 
 def test_metrics_are_summed_per_update_and_read_once_per_row():
     replay, _, _, legal = filled_replay(["pong"], columns=True)
-    algo = ExpertDQN(DQNConfig(device="cpu", batch_size=8), legal[0], 1, torch.device("cpu"), {"kind": "expert"})
+    algo = make_expert(DQNConfig(device="cpu", batch_size=8), replay, legal)
     learner = Learner(algo, replay, torch.device("cpu"), threaded=False)
     assert all(np.isnan(v) for v in learner.read_metrics().values())
     losses = []
@@ -136,7 +145,7 @@ def test_graph_captured_updates_equal_eager_updates(optimizer):
     cfg = DQNConfig(device="cuda", batch_size=32, optimizer=optimizer, target_update=5, seed=3)
     weights = []
     for graphs in (False, True):
-        algo = ExpertDQN(cfg, legal[0], 1, device, {"kind": "expert"})
+        algo = make_expert(cfg, replay, legal, device)
         learner = Learner(algo, replay, device, threaded=False, cuda_graphs=graphs)
         seeds = iter(range(1_000))                     # the same minibatches in both runs
         algo.sample = lambda r, out, s=seeds: r.sample(cfg.batch_size, seed=next(s), out=out)

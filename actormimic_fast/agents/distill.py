@@ -45,7 +45,7 @@ from ..optim import make_optimizer
 from ..replay import ReplayMemory, TransitionBatch
 from ..run.acting import epsilon_greedy, masked_argmax
 from ..run.context import RunContext
-from ..run.loop import RunLoop, Schedule, TestRow, test_seed
+from ..run.loop import RunLoop, RunOutput, Schedule, TestRow, test_seed
 from ..run.settings import (ComputeSettings, EnvSettings, EvaluationSettings, GameList, OutputSettings,
                             setting as _f, split_names)
 from ..run.state import restore_rng, rng_state
@@ -255,7 +255,7 @@ class ActorMimic:
     FRAME_COUNTERS = {"steps": "steps", "frames": "per_game"}
 
     def __init__(self, cfg: DistillConfig, experts: Experts, legal_actions: list, env_game_ids: np.ndarray,
-                 run: RunContext):
+                 run: RunContext, replay: ReplayMemory):
         games, device = experts.games, run.device
         self.cfg, self.games, self.device = cfg, games, device
         self.num_games = len(games)
@@ -281,11 +281,12 @@ class ActorMimic:
         self.autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=cfg.amp, cache_enabled=False)
         self.expert_paths = experts.paths
         self.meta = amn_meta(games, legal_actions, cfg.architecture, cfg.beta)
-        self.run_info = {"kind": "amn", "games": games, "architecture": cfg.architecture, "beta": float(cfg.beta),
-                         "experts": dict(zip(games, experts.paths)), "frame_skip": cfg.frame_skip,
-                         "train_epoch_frames": cfg.train_epoch_frames, "world_size": run.process.world_size,
-                         "frames_per_game": True}
-        self.description = f"AMN x{self.num_games}"
+        run_info = {"kind": "amn", "games": games, "architecture": cfg.architecture, "beta": float(cfg.beta),
+                    "experts": dict(zip(games, experts.paths)), "frame_skip": cfg.frame_skip,
+                    "train_epoch_frames": cfg.train_epoch_frames, "world_size": run.process.world_size,
+                    "frames_per_game": True}
+        self.outputs = [RunOutput(run.out_dir, list(range(self.num_games)), run_info, f"AMN x{self.num_games}",
+                                  replay)]
         self.counters_extra = {"experts_tested": 0}
 
     # -- acting -------------------------------------------------------------------------------------
@@ -371,17 +372,17 @@ class ActorMimic:
         return rows, summary
 
     # -- logs and checkpoints -------------------------------------------------------------------------
-    def progress_values(self, frames: int, metrics: dict[str, float]) -> dict:
+    def progress_values(self, frames: int, metrics: dict[str, float], output: int) -> dict:
         policy, feature = metrics["policy_loss"], metrics["feature_loss"]
         return {"epsilon": self.cfg.epsilon, "loss": policy + self.cfg.beta * feature if self.cfg.beta else policy}
 
-    def state_dict(self) -> dict:
-        return {"online": self.amn.state_dict(),
-                "feature_heads": {g: head.state_dict() for g, head in self.student.feature_heads.items()},
-                "optimizer": self.optimizer.state_dict(), "rng": rng_state(self.rng),
-                "experts": dict(zip(self.games, self.expert_paths))}
+    def checkpoint(self, output: int) -> tuple[dict, dict]:
+        return ({"online": self.amn.state_dict(),
+                 "feature_heads": {g: head.state_dict() for g, head in self.student.feature_heads.items()},
+                 "optimizer": self.optimizer.state_dict(), "rng": rng_state(self.rng), "config": self.cfg.to_dict(),
+                 "experts": dict(zip(self.games, self.expert_paths))}, self.meta)
 
-    def load_state_dict(self, payload: dict) -> None:
+    def load_checkpoint(self, payload: dict) -> None:
         self.amn.load_state_dict(payload["online"])
         for game, state in payload["feature_heads"].items():
             self.student.feature_heads[game].load_state_dict(state)
@@ -389,7 +390,7 @@ class ActorMimic:
         if self.lead:
             restore_rng(self.rng, payload["rng"])
 
-    def summary(self, metrics: dict[str, float]) -> dict:
+    def summary(self, metrics: dict[str, float], output: int) -> dict:
         return {**metrics, "games": self.games, "amn": self.amn.eval(), "feature_heads": self.student.feature_heads}
 
 
@@ -435,10 +436,10 @@ def distill(cfg: DistillConfig, resume: bool = False, *, experts: Experts | None
                                      f"actions are {[int(a) for a in legal]}")
             replay = ReplayMemory.for_pool(pool, cfg.replay_capacity,
                                            seed=cfg.seed + run.segment + 1_000_003 * run.process.rank)
-            algo = ActorMimic(cfg, experts, legal_actions, pool.game_ids.astype(np.int64), run)
+            algo = ActorMimic(cfg, experts, legal_actions, pool.game_ids.astype(np.int64), run, replay)
             if run.payload is not None:
-                check_actions(run, algo.meta)
-                algo.load_state_dict(run.payload)
+                check_actions(run.out_dir, run.payload, algo.meta)
+                algo.load_checkpoint(run.payload)
             schedule = Schedule(frames_per_game=cfg.frames_per_game, frame_skip=cfg.frame_skip, num_games=len(games),
                                 learning_starts=cfg.learning_starts * num_envs,
                                 agent_steps_per_update=cfg.update_every * len(games),
@@ -446,7 +447,7 @@ def distill(cfg: DistillConfig, resume: bool = False, *, experts: Experts | None
                                 refill_transitions=min(cfg.learning_starts * cfg.envs_per_game, cfg.replay_capacity),
                                 train_epoch_frames=cfg.train_epoch_frames, test_epoch_frames=cfg.test_epoch_frames,
                                 log_every=cfg.log_every, checkpoint_every=cfg.checkpoint_every, world=world)
-            return RunLoop(run, algo, pool, replay, schedule).run()
+            return RunLoop(run, algo, pool, replay, schedule).run()[0]
     finally:
         if created_group:
             dist.destroy_process_group()

@@ -18,6 +18,7 @@ import copy
 import math
 import os
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Mapping
 
 import numpy as np
@@ -25,14 +26,15 @@ import torch
 import torch.nn.functional as F
 
 from ..checkpoint import load_checkpoint
-from ..evaluation import evaluate, greedy_act
+from ..evaluation import evaluate
 from ..games import canonical_name
-from ..networks import ARCHITECTURES, build_network
+from ..networks import ARCHITECTURES, StackedNetworks, build_network, unpadded
 from ..optim import make_optimizer
-from ..replay import ReplayMemory, TransitionBatch
+from ..replay import TransitionBatch
 from ..run.acting import epsilon_at, epsilon_greedy, masked_argmax
 from ..run.context import RunContext
-from ..run.loop import RunLoop, Schedule, TestRow, test_seed
+from ..run.loop import RunLoop, RunOutput, Schedule, TestRow, test_seed
+from ..run.per_game_replays import PerGameReplays
 from ..run.settings import (ComputeSettings, EnvSettings, EvaluationSettings, OutputSettings, QLearningSettings,
                             setting as _f)
 from ..run.state import restore_rng, rng_state
@@ -83,7 +85,8 @@ def td_target(r_t: torch.Tensor, discount_t: torch.Tensor, q_t_target: torch.Ten
 
 
 def td_loss(q_tm1_a: torch.Tensor, y: torch.Tensor, kind: str = "huber", reduction: str = "sum") -> torch.Tensor:
-    """Huber (quadratic for |TD error| <= 1, linear beyond: the paper's clipped TD error) or squared error."""
+    """Huber (quadratic for |TD error| <= 1, linear beyond: the paper's clipped TD error) or squared error,
+    summed or averaged over rows (reduction "none": per row)."""
     if kind == "huber":
         loss = F.huber_loss(q_tm1_a, y, reduction="none", delta=1.0)
     elif kind == "mse":
@@ -94,6 +97,8 @@ def td_loss(q_tm1_a: torch.Tensor, y: torch.Tensor, kind: str = "huber", reducti
         return loss.sum()
     if reduction == "mean":
         return loss.mean()
+    if reduction == "none":
+        return loss
     raise ValueError(f"loss_reduction must be 'sum' or 'mean', got {reduction!r}")
 
 
@@ -106,10 +111,14 @@ def sync_target(online: torch.nn.Module, target: torch.nn.Module) -> None:
 # -- the algorithm ----------------------------------------------------------------------------------
 class QLearning:
     """Q-learning from a replay, shared by the expert DQN and the multitask DQN baselines: the update
-    (TD target, loss, gradient step) and the target sync. Subclasses give the Q-function and the masks."""
+    (TD target, loss, gradient step) and the target sync. Subclasses give the Q-function and the masks.
 
-    METRICS = ("loss", "q_mean")
+    ``groups`` > 1: the minibatch holds that many equal groups of rows (experts trained together, one group
+    each), and each group's loss is reduced on its own, so every expert gets its own loss's gradient.
+    """
+
     capturable = True     # no host synchronisation, static shapes: the update can be a CUDA graph
+    groups = 1
 
     def __init__(self, cfg, online: torch.nn.Module, device: torch.device):
         self.cfg, self.device = cfg, device
@@ -118,7 +127,6 @@ class QLearning:
         self.optimizer = make_optimizer(cfg.optimizer, self.online.parameters(), lr=cfg.lr,
                                         rmsprop_momentum=cfg.rmsprop_momentum, rmsprop_eps=cfg.rmsprop_eps,
                                         adam_eps=cfg.adam_eps, capturable=device.type == "cuda")
-        self.rng = np.random.default_rng(cfg.seed)
         self.reward_clip = cfg.reward_clip or None
         # no weight cache: a cached cast would outlive the weights it was made from in a replayed graph
         self.autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=cfg.amp, cache_enabled=False)
@@ -130,8 +138,8 @@ class QLearning:
         """The actions the bootstrap may choose in each s_t (None: all of them)."""
         return None
 
-    def update(self, batch: TransitionBatch) -> tuple[torch.Tensor, torch.Tensor]:
-        """One gradient step on a minibatch; returns (loss, mean Q(s_tm1, a_tm1)) as device scalars."""
+    def update(self, batch: TransitionBatch) -> tuple[torch.Tensor, ...]:
+        """One gradient step on a minibatch; returns each group's loss and mean Q(s_tm1, a_tm1) (METRICS)."""
         cfg = self.cfg
         s_tm1, a_tm1, r_t, discount_t, s_t = batch.obs, batch.action, batch.reward, batch.discount, batch.next_obs
         with self.autocast:
@@ -141,11 +149,18 @@ class QLearning:
                 q_t_online = self.q_values(self.online, s_t, batch).float() if cfg.double_dqn else None
         q_tm1_a = q_tm1.gather(1, a_tm1.unsqueeze(1)).squeeze(1)
         y = td_target(r_t, discount_t, q_t_target, q_t_online, self.legal_next(batch))
-        loss = td_loss(q_tm1_a, y, cfg.loss, cfg.loss_reduction)
+        if self.groups == 1:
+            loss = td_loss(q_tm1_a, y, cfg.loss, cfg.loss_reduction)
+            metrics = (loss.detach(), q_tm1_a.detach().mean())
+        else:
+            per_row = td_loss(q_tm1_a, y, cfg.loss, "none").view(self.groups, -1)
+            per_group = per_row.sum(1) if cfg.loss_reduction == "sum" else per_row.mean(1)
+            loss = per_group.sum()
+            metrics = (*per_group.detach().unbind(), *q_tm1_a.detach().view(self.groups, -1).mean(1).unbind())
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         self.optimizer.step()
-        return loss.detach(), q_tm1_a.detach().mean()
+        return metrics
 
     def after_update(self, updates: int) -> None:
         if updates % self.cfg.target_update == 0:
@@ -155,69 +170,187 @@ class QLearning:
         cfg = self.cfg
         return epsilon_at(frames, cfg.epsilon_start, cfg.epsilon_end, cfg.epsilon_decay_frames)
 
-    def progress_values(self, frames: int, metrics: dict[str, float]) -> dict[str, Any]:
-        return {"epsilon": self.epsilon(frames), "loss": metrics["loss"], "q_mean": metrics["q_mean"]}
-
-    def state_dict(self) -> dict:
-        return {"online": self.online.state_dict(), "target": self.target.state_dict(),
-                "optimizer": self.optimizer.state_dict(), "rng": rng_state(self.rng)}
-
-    def load_state_dict(self, payload: dict) -> None:
-        self.online.load_state_dict(payload["online"])
-        self.target.load_state_dict(payload["target"])
-        self.optimizer.load_state_dict(payload["optimizer"])
-        restore_rng(self.rng, payload["rng"])
-
-    def summary(self, metrics: dict[str, float]) -> dict:
+    def summary(self, metrics: dict[str, float], output: int) -> dict:
         return {}
 
 
 class ExpertDQN(QLearning):
-    """One game's DQN: outputs over the game's legal actions (so no masks), epsilon-greedy acting."""
+    """One expert DQN per game, each over its game's legal actions, epsilon-greedy.
+
+    Several games train together as they would alone, in one computation: their networks' parameters are
+    stacked (networks.StackedNetworks: one forward, backward and optimiser step for all; heads padded to
+    the largest action set and the padding masked out of acting and of the bootstrap), each keeps its own
+    exploration stream, replay (run/per_game_replays.py), loss, target network and run folder. One game
+    uses its plain network.
+    """
 
     FRAME_COUNTERS = {"frames": "per_game"}
 
-    def __init__(self, cfg: DQNConfig, legal_actions: np.ndarray, num_envs: int, device: torch.device,
-                 run_info: dict, initial_online: Mapping[str, torch.Tensor] | None = None):
-        torch.manual_seed(cfg.seed)
-        online = build_network(cfg.architecture, len(legal_actions))
-        if initial_online is not None:
-            online.load_state_dict(initial_online)
+    def __init__(self, cfg: DQNConfig, games: list[str], legal_actions: list[np.ndarray], envs_per_game: int,
+                 device: torch.device, replays: PerGameReplays, folders: list[Path], run_info: dict,
+                 initial_online: Mapping[str, torch.Tensor] | None = None):
+        networks = []
+        for legal in legal_actions:
+            torch.manual_seed(cfg.seed)                       # each expert starts as it would alone
+            network = build_network(cfg.architecture, len(legal))
+            if initial_online is not None:
+                network.load_state_dict(initial_online)
+            networks.append(network)
+        if len(games) == 1:
+            online = networks[0]
+        else:
+            online = StackedNetworks(networks)
+            # CPU: each expert's own kernels (faster there, and the run equals the experts trained alone);
+            # CUDA: one vmapped call, grouped convolutions in one captured graph
+            online.vectorized = device.type == "cuda"
         super().__init__(cfg, online, device)
-        self.game = canonical_name(cfg.game)
-        self.legal_actions = np.asarray(legal_actions)
-        self.batch_rows = cfg.batch_size
-        self.action_map = np.tile(self.legal_actions, (num_envs, 1))          # column i -> full action legal[i]
-        self.masks = np.ones((num_envs, len(legal_actions)), bool)            # every output is a legal action
+        self.games, self.legal_actions = games, [np.asarray(legal) for legal in legal_actions]
+        self.groups, self.envs_per_game = len(games), envs_per_game
+        self.rngs = [np.random.default_rng(cfg.seed) for _ in games]     # each expert's exploration stream
+        self.batch_rows = cfg.batch_size * len(games)
+        columns = max(len(legal) for legal in legal_actions)
+        column_masks = np.zeros((len(games), columns), bool)               # an expert's real outputs
+        action_table = np.zeros((len(games), columns), np.int64)           # output column -> full-set action
+        for g, legal in enumerate(self.legal_actions):
+            column_masks[g, : len(legal)] = True
+            action_table[g, : len(legal)] = legal
+        env_games = np.repeat(np.arange(len(games)), envs_per_game)
+        self.masks, self.action_map = column_masks[env_games], action_table[env_games]
         self.device_masks = torch.from_numpy(self.masks).to(device)
-        self.meta = {**expert_meta(cfg, legal_actions), "run": run_info}
-        self.run_info = {**run_info, "games": [self.game], "architecture": cfg.architecture,
-                         "frame_skip": cfg.frame_skip, "train_epoch_frames": cfg.train_epoch_frames}
-        self.description = self.game
+        self.column_masks = torch.from_numpy(column_masks).to(device)
+        self.METRICS = (("loss", "q_mean") if len(games) == 1 else
+                        tuple(f"loss/{g}" for g in games) + tuple(f"q_mean/{g}" for g in games))
+        self.configs = [cfg if len(games) == 1 else cfg.replace(game=g, out=str(folder))
+                        for g, folder in zip(games, folders)]
+        self.run_info = run_info
+        self.outputs = [RunOutput(folder, [g], {**run_info, "games": [game], "architecture": cfg.architecture,
+                                                "frame_skip": cfg.frame_skip,
+                                                "train_epoch_frames": cfg.train_epoch_frames},
+                                  game, replays.memories[g])
+                        for g, (game, folder) in enumerate(zip(games, folders))]
         self.counters_extra: dict[str, int] = {}
 
+    # -- the Q-function over the rows of every game --------------------------------------------------------
+    def q_rows(self, network: torch.nn.Module, obs: torch.Tensor) -> torch.Tensor:
+        """Q-values [n, columns] of rows grouped by game in equal groups (one group: the plain network)."""
+        if self.groups == 1:
+            return network(obs)
+        return network(obs.view(self.groups, -1, *obs.shape[1:])).flatten(0, 1)
+
+    def q_values(self, network: torch.nn.Module, obs: torch.Tensor, batch: TransitionBatch) -> torch.Tensor:
+        return self.q_rows(network, obs)
+
+    def legal_next(self, batch: TransitionBatch) -> torch.Tensor | None:
+        return None if self.groups == 1 else self.column_masks[batch.game_id]   # padding is never bootstrapped
+
+    # -- acting ---------------------------------------------------------------------------------------
     def act(self, network: torch.nn.Module, obs: torch.Tensor, env_ids: np.ndarray, frames: int) -> np.ndarray:
-        """Epsilon-greedy over the minimal action set (network outputs)."""
+        """Epsilon-greedy over each game's legal actions (network outputs), every expert from its own stream;
+        one forward pass for every env when any of them acts greedily."""
+        best: list[torch.Tensor] = []
+
         def greedy() -> torch.Tensor:
-            with torch.inference_mode(), self.autocast:
-                q_t = network(obs.to(self.device, non_blocking=True))
-            return masked_argmax(q_t, self.device_masks[: len(env_ids)])
+            if not best:
+                with torch.inference_mode(), self.autocast:
+                    q_t = self.q_rows(network, obs.to(self.device, non_blocking=True))
+                best.append(masked_argmax(q_t, self.device_masks).cpu())
+            return best[0]
 
-        return epsilon_greedy(self.rng, self.epsilon(frames), self.masks[env_ids], greedy)
+        epsilon, per_game = self.epsilon(frames), self.envs_per_game
+        return np.concatenate([
+            epsilon_greedy(rng, epsilon, self.masks[g * per_game:(g + 1) * per_game],
+                           lambda g=g: greedy()[g * per_game:(g + 1) * per_game])
+            for g, rng in enumerate(self.rngs)])
 
-    def sample(self, replay: ReplayMemory, out: TransitionBatch) -> TransitionBatch:
+    # -- learning -----------------------------------------------------------------------------------
+    def sample(self, replay: PerGameReplays, out: TransitionBatch) -> TransitionBatch:
         return replay.sample(self.cfg.batch_size, reward_clip=self.reward_clip, out=out)
 
+    # -- testing ------------------------------------------------------------------------------------
     def test_epoch(self, epoch: int, frames: int) -> tuple[list[TestRow], dict]:
+        """Every expert on its game, in one pool (each game's result is the one it would get alone)."""
         cfg = self.cfg
         self.online.eval()
-        result = evaluate(greedy_act(self.online, self.legal_actions, self.device), [cfg.game],
-                          frames_per_game=cfg.test_epoch_frames, epsilon=cfg.test_epsilon,
-                          envs_per_game=cfg.test_envs, seed=test_seed(cfg.seed, epoch), noop_max=cfg.noop_max,
-                          frame_skip=cfg.frame_skip, max_episode_frames=cfg.max_episode_frames)[self.game]
+        table = torch.from_numpy(self.action_map[:: self.envs_per_game])            # [games, columns]
+        masks = self.column_masks.repeat_interleave(cfg.test_envs, 0)
+
+        @torch.no_grad()
+        def act(obs: torch.Tensor, game_ids: torch.Tensor) -> np.ndarray:
+            q = self.q_rows(self.online, obs.to(self.device, non_blocking=True))
+            return table[game_ids, masked_argmax(q, masks).cpu()].numpy()
+
+        results = evaluate(act, self.games, frames_per_game=cfg.test_epoch_frames, epsilon=cfg.test_epsilon,
+                           envs_per_game=cfg.test_envs, seed=test_seed(cfg.seed, epoch), noop_max=cfg.noop_max,
+                           frame_skip=cfg.frame_skip, max_episode_frames=cfg.max_episode_frames)
         self.online.train()
-        return [TestRow("dqn", result)], {"epoch": epoch, "mean": result.mean, "max": result.max,
-                                          "episodes": result.episodes}
+        rows = [TestRow("dqn", results[game]) for game in self.games]
+        summary = {game: {"epoch": epoch, "mean": r.mean, "max": r.max, "episodes": r.episodes}
+                   for game, r in results.items()}
+        return rows, summary[self.games[0]] if self.groups == 1 else {"epoch": epoch, "games": summary}
+
+    def progress_values(self, frames: int, metrics: dict[str, float], output: int) -> dict[str, Any]:
+        suffix = "" if self.groups == 1 else f"/{self.games[output]}"
+        return {"epsilon": self.epsilon(frames), "loss": metrics["loss" + suffix],
+                "q_mean": metrics["q_mean" + suffix]}
+
+    # -- checkpoints: each game's folder holds a plain expert's checkpoint ------------------------------
+    def checkpoint(self, output: int) -> tuple[dict, dict]:
+        g, cfg = output, self.configs[output]
+        meta = {**expert_meta(cfg, self.legal_actions[g]), "run": self.run_info}
+        if self.groups == 1:
+            state = {"online": self.online.state_dict(), "target": self.target.state_dict(),
+                     "optimizer": self.optimizer.state_dict()}
+        else:
+            actions = len(self.legal_actions[g])
+            state = {"online": self.online.network_state(g, actions), "target": self.target.network_state(g, actions),
+                     "optimizer": unstack_optimizer_state(self.optimizer.state_dict(), self.online, g, actions)}
+        return {**state, "rng": rng_state(self.rngs[g]), "config": cfg.to_dict()}, meta
+
+    def load_checkpoints(self, payloads: list[dict]) -> None:
+        """Each game's resumed checkpoint into its slot (any mix of games trained alone or together)."""
+        if self.groups == 1:
+            self.online.load_state_dict(payloads[0]["online"])
+            self.target.load_state_dict(payloads[0]["target"])
+            self.optimizer.load_state_dict(payloads[0]["optimizer"])
+        else:
+            for g, payload in enumerate(payloads):
+                self.online.load_network_state(g, payload["online"])
+                self.target.load_network_state(g, payload["target"])
+            self.optimizer.load_state_dict(stack_optimizer_states([p["optimizer"] for p in payloads], self.online))
+        for rng, payload in zip(self.rngs, payloads):
+            restore_rng(rng, payload["rng"])
+
+
+def unstack_optimizer_state(state: dict, stacked: StackedNetworks, k: int, num_actions: int) -> dict:
+    """Network k's optimiser state as an optimiser of its plain network holds it (padding removed)."""
+    per_param = {}
+    for i, values in state["state"].items():
+        name, param = stacked.names[i], stacked.stacked[i]
+        per_param[i] = {key: (unpadded(name, v[k], num_actions).clone() if _param_shaped(v, param) else v)
+                        for key, v in values.items()}
+    return {"state": per_param, "param_groups": state["param_groups"]}
+
+
+def stack_optimizer_states(states: list[dict], stacked: StackedNetworks) -> dict:
+    """The inverse of unstack_optimizer_state for every network: one state for the stacked parameters."""
+    per_param = {}
+    for i in states[0]["state"]:
+        param = stacked.stacked[i]
+        per_param[i] = {}
+        for key, first in states[0]["state"][i].items():
+            if first.dim() == 0 or first.dim() != param.dim() - 1:    # a scalar (Adam's step): the same for all
+                per_param[i][key] = first
+                continue
+            padded = torch.zeros(param.shape, dtype=first.dtype)
+            for k, state in enumerate(states):
+                value = state["state"][i][key]
+                padded[k][: value.shape[0]] = value
+            per_param[i][key] = padded
+    return {"state": per_param, "param_groups": states[0]["param_groups"]}
+
+
+def _param_shaped(value: torch.Tensor, param: torch.Tensor) -> bool:
+    return value.dim() == param.dim() and value.shape[0] == param.shape[0]
 
 
 def expert_meta(cfg: DQNConfig, legal_actions) -> dict:
@@ -256,36 +389,55 @@ def train_expert(cfg: DQNConfig, resume: bool = False, *, initial_online: Mappin
         "amn-policy", ...} (default {"kind": "expert"}). The checkpoint keeps it (meta["run"]) and a resumed
         run must bring the same, so a transfer run cannot be continued as something else.
     """
+    return _train([canonical_name(cfg.game)], cfg, [Path(cfg.out)], resume, initial_online, run_info)[0]
+
+
+def train_experts(cfg: DQNConfig, games: list[str], resume: bool = False) -> dict[str, dict]:
+    """Train one expert per game, all together in one pool and one stacked update (cfg.game is ignored);
+    each game's run folder is <cfg.out>/<game> and holds what train_expert would write there. Returns
+    {game: summary}. Every expert is what train_expert(cfg with that game) trains: same initial weights,
+    exploration stream, replay seed and schedules (equal up to floating-point rounding in lockstep mode)."""
+    games = [canonical_name(g) for g in games]
+    if len(set(games)) != len(games):
+        raise ValueError(f"games must be distinct, got {games}")
+    folders = [Path(cfg.out) / game for game in games]
+    summaries = _train(games, cfg, folders, resume, None, None)
+    return dict(zip(games, summaries))
+
+
+def _train(games: list[str], cfg: DQNConfig, folders: list[Path], resume: bool,
+           initial_online: Mapping[str, torch.Tensor] | None, run_info: Mapping[str, Any] | None) -> list[dict]:
     run_info = dict(run_info) if run_info is not None else {"kind": "expert"}
-    game = canonical_name(cfg.game)
-    run = RunContext.start(cfg, expect={"kind": "expert", "game": game, "architecture": cfg.architecture},
-                           resume=resume, num_envs=cfg.num_envs)
-    if run.payload is not None:
-        started_as = run.payload["meta"].get("run", {"kind": "expert"})   # checkpoints older than meta["run"]
+    expects = [{"kind": "expert", "game": game, "architecture": cfg.architecture} for game in games]
+    run = RunContext.start(cfg, expect=expects, resume=resume, num_envs=cfg.num_envs * len(games), folders=folders)
+    for folder, payload in zip(folders, run.payloads or []):
+        started_as = payload["meta"].get("run", {"kind": "expert"})   # checkpoints older than meta["run"]
         if started_as != run_info:
-            raise ValueError(f"checkpoint {str(run.checkpoint_path)!r} was made for run={started_as!r}, "
+            raise ValueError(f"checkpoint {str(folder / 'checkpoint.pt')!r} was made for run={started_as!r}, "
                              f"not run={run_info!r}")
-    with run.make_pool([cfg.game], envs_per_game=cfg.num_envs) as pool:
-        legal_actions = pool.legal_actions(0)            # network output i -> full-set action legal_actions[i]
-        replay = ReplayMemory.for_pool(pool, cfg.replay_capacity, n_step=cfg.n_step, gamma=cfg.gamma,
-                                       life_loss_terminal=cfg.life_loss_terminal, seed=cfg.seed + run.segment)
-        algo = ExpertDQN(cfg, legal_actions, pool.num_envs, run.device, run_info,
-                         initial_online if run.payload is None else None)
-        if run.payload is not None:
-            check_actions(run, algo.meta)
-            algo.load_state_dict(run.payload)
-        schedule = Schedule(frames_per_game=cfg.frames, frame_skip=cfg.frame_skip, num_games=1,
-                            learning_starts=cfg.learning_starts, agent_steps_per_update=cfg.update_every,
+    with run.make_pool(games, envs_per_game=cfg.num_envs) as pool:
+        legal_actions = [pool.legal_actions(g) for g in range(len(games))]   # output i -> full action legal[i]
+        replays = PerGameReplays(pool, cfg.replay_capacity, [cfg.seed + run.segment] * len(games), n_step=cfg.n_step,
+                                 gamma=cfg.gamma, life_loss_terminal=cfg.life_loss_terminal)
+        algo = ExpertDQN(cfg, games, legal_actions, cfg.num_envs, run.device, replays, folders, run_info,
+                         initial_online if run.payloads is None else None)
+        if run.payloads is not None:
+            for o, payload in enumerate(run.payloads):
+                check_actions(run.folders[o], payload, algo.checkpoint(o)[1])
+            algo.load_checkpoints(run.payloads)
+        schedule = Schedule(frames_per_game=cfg.frames, frame_skip=cfg.frame_skip, num_games=len(games),
+                            learning_starts=cfg.learning_starts * len(games),
+                            agent_steps_per_update=cfg.update_every * len(games),
                             rows_per_game=cfg.batch_size,
                             refill_transitions=min(cfg.learning_starts, cfg.replay_capacity),
                             train_epoch_frames=cfg.train_epoch_frames, test_epoch_frames=cfg.test_epoch_frames,
                             log_every=cfg.log_every, checkpoint_every=cfg.checkpoint_every)
-        return RunLoop(run, algo, pool, replay, schedule).run()
+        return RunLoop(run, algo, pool, replays, schedule).run()
 
 
-def check_actions(run: RunContext, meta: dict) -> None:
+def check_actions(folder: Path, payload: dict, meta: dict) -> None:
     """A resumed checkpoint must be for the action sets the pool has now."""
-    saved = run.payload["meta"]["actions"]
+    saved = payload["meta"]["actions"]
     if saved != meta["actions"]:
-        raise ValueError(f"checkpoint {str(run.checkpoint_path)!r} has actions {saved}, "
+        raise ValueError(f"checkpoint {str(folder / 'checkpoint.pt')!r} has actions {saved}, "
                          f"the games' legal actions are {meta['actions']}")

@@ -28,6 +28,8 @@ from __future__ import annotations
 import math
 import os
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -39,9 +41,10 @@ from ..networks import MultiHeadDQN, build_network
 from ..replay import ReplayMemory, TransitionBatch
 from ..run.acting import epsilon_greedy, masked_argmax
 from ..run.context import RunContext
-from ..run.loop import RunLoop, Schedule, TestRow, test_seed
+from ..run.loop import RunLoop, RunOutput, Schedule, TestRow, test_seed
 from ..run.settings import (ComputeSettings, EnvSettings, EvaluationSettings, OutputSettings, QLearningSettings,
                             GameList, setting as _f)
+from ..run.state import restore_rng, rng_state
 from .dqn import QLearning, check_actions
 
 VARIANTS = ("mdqn", "mcdqn")
@@ -135,11 +138,14 @@ class MultitaskDQN(QLearning):
 
     FRAME_COUNTERS = {"frames": "all_games", "frames_per_game": "per_game"}
 
+    METRICS = ("loss", "q_mean")
+
     def __init__(self, cfg: MultitaskDQNConfig, action_masks: np.ndarray, env_game_ids: np.ndarray,
-                 device: torch.device):
+                 device: torch.device, folder: Path, replay: ReplayMemory):
         games = cfg.game_list
         torch.manual_seed(cfg.seed)
         super().__init__(cfg, build_multitask_network(cfg.variant, len(games)), device)
+        self.rng = np.random.default_rng(cfg.seed)
         self.games, self.action_masks = games, action_masks                 # bool [G, 18]
         self.legal_table = torch.from_numpy(action_masks).to(device)        # [G, 18]
         self.env_game_ids = env_game_ids
@@ -152,10 +158,9 @@ class MultitaskDQN(QLearning):
         # MCDQN groups rows per game on the host (MultiHeadDQN): its update reads the host game ids
         self.capturable = cfg.variant == "mdqn"
         self._host_game_ids: torch.Tensor | None = None
-        self.meta = multitask_meta(cfg, action_masks)
-        self.run_info = {"kind": cfg.variant, "games": games, "architecture": "nature", "frame_skip": cfg.frame_skip,
-                         "train_epoch_frames": cfg.train_epoch_frames, "frames_per_game": True}
-        self.description = cfg.variant
+        run_info = {"kind": cfg.variant, "games": games, "architecture": "nature", "frame_skip": cfg.frame_skip,
+                    "train_epoch_frames": cfg.train_epoch_frames, "frames_per_game": True}
+        self.outputs = [RunOutput(folder, list(range(len(games))), run_info, cfg.variant, replay)]
         self.counters_extra: dict[str, int] = {}
 
     def q_values(self, network: torch.nn.Module, obs: torch.Tensor, batch: TransitionBatch) -> torch.Tensor:
@@ -198,6 +203,20 @@ class MultitaskDQN(QLearning):
         summary = {game: {"mean": r.mean, "max": r.max, "episodes": r.episodes} for game, r in results.items()}
         return [TestRow(cfg.variant, r) for r in results.values()], {"epoch": epoch, "games": summary}
 
+    def progress_values(self, frames: int, metrics: dict[str, float], output: int) -> dict[str, Any]:
+        return {"epsilon": self.epsilon(frames), "loss": metrics["loss"], "q_mean": metrics["q_mean"]}
+
+    def checkpoint(self, output: int) -> tuple[dict, dict]:
+        return ({"online": self.online.state_dict(), "target": self.target.state_dict(),
+                 "optimizer": self.optimizer.state_dict(), "rng": rng_state(self.rng), "config": self.cfg.to_dict()},
+                multitask_meta(self.cfg, self.action_masks))
+
+    def load_checkpoint(self, payload: dict) -> None:
+        self.online.load_state_dict(payload["online"])
+        self.target.load_state_dict(payload["target"])
+        self.optimizer.load_state_dict(payload["optimizer"])
+        restore_rng(self.rng, payload["rng"])
+
 
 # -- training ---------------------------------------------------------------------------------------
 def train_multitask_dqn(cfg: MultitaskDQNConfig, resume: bool = False) -> dict:
@@ -215,10 +234,11 @@ def train_multitask_dqn(cfg: MultitaskDQNConfig, resume: bool = False) -> dict:
         capacity_per_game = cfg.replay_capacity // num_games
         replay = ReplayMemory.for_pool(pool, capacity_per_game, n_step=cfg.n_step, gamma=cfg.gamma,
                                        life_loss_terminal=cfg.life_loss_terminal, seed=cfg.seed + run.segment)
-        algo = MultitaskDQN(cfg, np.array(pool.action_masks), pool.game_ids.astype(np.int64), run.device)
+        algo = MultitaskDQN(cfg, np.array(pool.action_masks), pool.game_ids.astype(np.int64), run.device,
+                            run.out_dir, replay)
         if run.payload is not None:
-            check_actions(run, algo.meta)
-            algo.load_state_dict(run.payload)
+            check_actions(run.out_dir, run.payload, algo.checkpoint(0)[1])
+            algo.load_checkpoint(run.payload)
         schedule = Schedule(frames_per_game=cfg.frames_per_game, frame_skip=cfg.frame_skip, num_games=num_games,
                             learning_starts=cfg.learning_starts * num_games,
                             agent_steps_per_update=cfg.update_every,
@@ -227,7 +247,7 @@ def train_multitask_dqn(cfg: MultitaskDQNConfig, resume: bool = False) -> dict:
                             train_epoch_frames=cfg.train_epoch_frames, test_epoch_frames=cfg.test_epoch_frames,
                             log_every=cfg.log_every, checkpoint_every=cfg.checkpoint_every)
         loop = RunLoop(run, algo, pool, replay, schedule)
-        summary = loop.run()
+        summary = loop.run()[0]
     summary["recent_return"] = {game: float(np.mean(r)) if r else math.nan
                                 for game, r in zip(games, loop.game_returns)}
     return summary

@@ -1,4 +1,4 @@
-"""`actormimic-fast train-expert`: one expert DQN per game (one game per process under torchrun).
+"""`actormimic-fast train-expert`: one expert DQN, or several trained together (one per game).
 
 Settings come from DQNConfig's defaults (the paper's), then the saved config of the run being resumed,
 then --config FILE, then the options given on the command line.
@@ -18,41 +18,49 @@ NAME = "train-expert"
 
 def register(subparsers) -> None:
     train = subparsers.add_parser(
-        "train-expert", help="train expert DQN(s), one game per process under torchrun",
-        description="Train an expert DQN (Mnih et al. 2015) on one game. Writes <out>/checkpoint.pt, "
-                    "progress.csv, episodes.csv, test.csv and tb/ (TensorBoard). With --games a,b,c each game "
-                    "goes to <out>/<game>; under torchrun each process trains games[RANK::WORLD_SIZE].",
+        "train-expert", help="train expert DQN(s): one game, or several together",
+        description="Train an expert DQN (Mnih et al. 2015) on one game (--game). Writes <out>/checkpoint.pt, "
+                    "progress.csv, episodes.csv, test.csv, run.json and tb/ (TensorBoard). With --games a,b,c "
+                    "the experts train together in one process (one pool, one stacked update), each exactly as "
+                    "it would alone, into <out>/<game>; under torchrun each process trains its share "
+                    "games[RANK::WORLD_SIZE] together.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    train.add_argument("--games", metavar="A,B,...", help="several games: one expert each, in <out>/<game>")
+    train.add_argument("--games", metavar="A,B,...", help="several games: one expert each, trained together, "
+                                                          "in <out>/<game>")
     add_run_options(train, DQNConfig, "training settings (defaults: the paper's; counts accept 10M, 250k)")
     train.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
-    from ..agents.dqn import train_expert
+    from ..agents.dqn import train_expert, train_experts
     from ..distributed import device_for_process, games_for_process, process_info
-    from ..games import canonical_name, rom_path
+    from ..games import rom_path
+    from ..run.settings import game_names
 
     try:
-        base = layered_settings(args, DQNConfig)
-        if args.games:
-            games = [canonical_name(g) for g in args.games.split(",") if g.strip()]
+        cfg = layered_settings(args, DQNConfig)
+        games = None
+        if args.games is not None:
+            games = game_names(args.games)
             if not games:
                 raise ValueError(f"--games must list games separated by commas, got {args.games!r}")
-            for g in games:
-                rom_path(g)  # unknown game -> ValueError listing the valid names
+            if len(set(games)) != len(games):
+                raise ValueError(f"--games must name distinct games, got {args.games!r}")
+            for game in games:
+                rom_path(game)  # unknown game -> ValueError listing the valid names
             info = process_info()
-            device = device_for_process(base.device, info)
-            configs = [layered_settings(args, DQNConfig, fixed={"game": g, "device": device,
-                                                               "out": str(Path(base.out) / g)})
-                       for g in games_for_process(games, info)]
+            games = games_for_process(games, info)
+            # a resumed run's settings are in its games' folders (they are the same in every one)
+            first = layered_settings(args, DQNConfig, fixed={"game": games[0], "out": str(Path(cfg.out) / games[0])})
+            cfg = first.replace(out=cfg.out, device=device_for_process(cfg.device, info))
         else:
-            configs = [base]
-        for cfg in configs:
             rom_path(cfg.game)  # unknown game -> ValueError listing the valid names
     except (ValueError, FileNotFoundError) as exc:
         parser.error(str(exc))
-    for cfg in configs:
-        summary = train_expert(cfg, resume=args.resume)
-        print(json.dumps({"game": cfg.game, **{k: jsonable(v) for k, v in summary.items()}}), flush=True)
+    if games is None:
+        summaries = {cfg.game: train_expert(cfg, resume=args.resume)}
+    else:
+        summaries = train_experts(cfg, games, resume=args.resume)
+    for game, summary in summaries.items():
+        print(json.dumps({"game": game, **{k: jsonable(v) for k, v in summary.items()}}), flush=True)
     return 0

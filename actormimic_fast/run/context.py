@@ -49,19 +49,35 @@ class Counters:
     resumes: int = 0
     update_credit: float = 0.0
     wall_s: float = 0.0
-    extra: dict[str, int] = field(default_factory=dict)   # the algorithm's own (e.g. experts_tested)
+    extra: dict[str, int] = field(default_factory=dict)          # the algorithm's own (e.g. experts_tested)
+    output_episodes: list[int] = field(default_factory=list)     # episodes of each run folder's games
 
 
 @dataclass
 class RunContext:
+    """A run: its config, device, process, counters and run folders (one, or one per game for experts trained
+    together), with their checkpoints when resumed."""
+
     cfg: Any
-    out_dir: Path
-    checkpoint_path: Path
+    folders: list[Path]
     device: torch.device
     process: ProcessInfo
     counters: Counters
-    payload: dict | None          # the resumed checkpoint (None on a fresh start)
+    payloads: list[dict] | None   # the resumed checkpoints, one per folder (None on a fresh start)
     env_threads: int
+
+    @property
+    def out_dir(self) -> Path:
+        return self.folders[0]
+
+    @property
+    def checkpoint_path(self) -> Path:
+        return self.folders[0] / CHECKPOINT_NAME
+
+    @property
+    def payload(self) -> dict | None:
+        """The resumed checkpoint of the (first) run folder."""
+        return self.payloads[0] if self.payloads is not None else None
 
     @property
     def lead(self) -> bool:
@@ -79,11 +95,13 @@ class RunContext:
         return self.device.type != "cuda" if setting is None else bool(setting)
 
     @classmethod
-    def start(cls, cfg, *, expect: dict[str, Any], resume: bool, num_envs: int, data_parallel: bool = False,
+    def start(cls, cfg, *, expect: dict[str, Any] | list[dict[str, Any]], resume: bool, num_envs: int,
+              folders: list[Path] | None = None, data_parallel: bool = False,
               agent_steps_per_step: int | None = None) -> "RunContext":
-        """Resolve the device, leave the pool its cores, and load <out>/checkpoint.pt when resuming.
+        """Resolve the device, leave the pool its cores, and load each folder's checkpoint.pt when resuming.
 
-        expect: meta keys the resumed checkpoint must have (load_checkpoint checks them).
+        folders: the run folders (default: [cfg.out]); expect: the meta keys each one's checkpoint must have
+            (load_checkpoint checks them), one dict for all or one per folder.
         data_parallel: one run over every torchrun process (distill's DDP): the rank moves the env seeds
             and only process 0 writes files. Otherwise the run is this process's alone.
         agent_steps_per_step: for checkpoints older than the agent_steps counter that counted lockstep
@@ -97,20 +115,24 @@ class RunContext:
             # The pool's threads step envs while the learner runs: leave them their cores. Oversubscribed
             # OpenMP threads spin at barriers; on 2 cores, 2 torch threads + 1 env thread ran 20x slower.
             torch.set_num_threads(cfg.torch_threads or max(1, cores - env_threads))
-        out_dir = Path(cfg.out)
-        path = out_dir / CHECKPOINT_NAME
-        payload = load_checkpoint(path, expect=expect, map_location="cpu") if resume and path.exists() else None
-        counters = Counters()
-        if payload is not None:
-            saved = dict(payload["counters"])
-            if "agent_steps" not in saved:      # distill checkpoints before the shared run loop
-                saved["agent_steps"] = saved["steps"] * (agent_steps_per_step or 1)
-            known = {name for name in Counters.__dataclass_fields__ if name != "extra"}
-            counters = Counters(**{k: saved[k] for k in known if k in saved})
-            counters.extra = {k: v for k, v in saved.items() if k not in known and k not in _DERIVED}
-            counters.resumes += 1
-        return cls(cfg=cfg, out_dir=out_dir, checkpoint_path=path, device=device, process=info,
-                   counters=counters, payload=payload, env_threads=env_threads)
+        folders = [Path(f) for f in folders] if folders is not None else [Path(cfg.out)]
+        expects = expect if isinstance(expect, list) else [expect] * len(folders)
+        payloads = None
+        if resume:
+            found = [(folder / CHECKPOINT_NAME).exists() for folder in folders]
+            if any(found) and not all(found):
+                have = [str(f) for f, ok in zip(folders, found) if ok]
+                lack = [str(f) for f, ok in zip(folders, found) if not ok]
+                raise ValueError(f"--resume: checkpoints exist in {have} but not in {lack}; runs trained together "
+                                 f"resume together (start the missing ones in a run of their own)")
+            if all(found):
+                payloads = [load_checkpoint(folder / CHECKPOINT_NAME, expect=e, map_location="cpu")
+                            for folder, e in zip(folders, expects)]
+        counters = Counters(output_episodes=[0] * len(folders))
+        if payloads is not None:
+            counters = _resumed_counters(payloads, folders, agent_steps_per_step)
+        return cls(cfg=cfg, folders=folders, device=device, process=info, counters=counters, payloads=payloads,
+                   env_threads=env_threads)
 
     def make_pool(self, games: list[str], envs_per_game: int) -> MultiGameEnvPool:
         """All games in one pool; seeds move with the segment and the rank. num_threads counts the
@@ -124,3 +146,26 @@ class RunContext:
 
 # Counter names that are derived from agent_steps (see RunLoop.public_counters), never restored as extras.
 _DERIVED = ("frames", "frames_per_game", "steps")
+_KNOWN = ("agent_steps", "updates", "episodes", "epochs", "resumes", "update_credit", "wall_s")
+
+
+def _resumed_counters(payloads: list[dict], folders: list[Path], agent_steps_per_step: int | None) -> Counters:
+    """The counters of resumed checkpoints (one per run folder, all of one run: they must agree)."""
+    saved = []
+    for payload in payloads:
+        values = dict(payload["counters"])
+        if "agent_steps" not in values:      # distill checkpoints before the shared run loop
+            values["agent_steps"] = values["steps"] * (agent_steps_per_step or 1)
+        saved.append(values)
+    for key in ("agent_steps", "updates", "epochs", "resumes"):
+        if len({values[key] for values in saved}) > 1:
+            found = {str(f): values[key] for f, values in zip(folders, saved)}
+            raise ValueError(f"--resume: the checkpoints of runs trained together disagree on {key}: {found}")
+    first = saved[0]
+    counters = Counters(**{k: first[k] for k in _KNOWN if k in first})
+    counters.agent_steps = sum(values["agent_steps"] for values in saved)   # each folder's games' agent steps
+    counters.output_episodes = [int(values["episodes"]) for values in saved]
+    counters.episodes = sum(counters.output_episodes)
+    counters.extra = {k: v for k, v in first.items() if k not in _KNOWN and k not in _DERIVED}
+    counters.resumes += 1
+    return counters

@@ -1,6 +1,6 @@
 """The run loop every trainer shares: the actor plays, the learner learns, the loop keeps the cadence.
 
-    summary = RunLoop(run, algo, pool, replay, schedule).run()
+    summaries = RunLoop(run, algo, pool, replay, schedule).run()     # one summary per run folder
 
 One actor step (every env of the pool; rows in env order, whatever order the pool finished them in):
 
@@ -8,21 +8,25 @@ One actor step (every env of the pool; rows in env order, whatever order the poo
     replay.add_step(out, a_{t-1})            # one record per env, frames stored once
     a_t = algo.act(s_t)                      # one forward pass for all envs (none when every env explores)
     pool.send(a_t)                           # the envs step now ...
-    learner.credit(n x updates per step)     # ... while the learner updates
-    test epoch, progress row, checkpoint     # when due, in frames of each game
+    learner.credit(n / agent steps per update)   # ... while the learner updates
+    test epoch, progress rows, checkpoints   # when due, in frames of each game
 
 Modes (``RunContext.lockstep``):
 - lockstep: the learner runs its earned updates inline right after send(), on this thread, while the
   envs step. Rows are processed in env order and the replay changes only between updates, so a seed
   gives the same run bit for bit with any number of envs and env threads.
 - overlapped: the learner has its own thread and the rate limiter (rate_limiter.py) holds the replay
-  ratio within max_lag updates; the actor acts with ActorWeights, a copy of the online network refreshed
-  every 4 updates. Checkpoints and test epochs first drain the learner, so they see exactly the state a
-  lockstep run would have at the same counters; only the timing of updates relative to env steps (so
-  which transitions a minibatch can draw) differs, and with it the run.
+  ratio within MAX_LAG updates; the actor acts with ActorWeights, a copy of the online network refreshed
+  every ACTOR_REFRESH updates. Checkpoints and test epochs first drain the learner, so they see exactly
+  the state a lockstep run has at the same counters; only the timing of updates relative to env steps
+  (so which transitions a minibatch can draw) differs, and with it the run.
 
-An algorithm gives the loop its act step, its update step (run/learner.py: Learns), its test epoch,
-its state and the names of its counters; the loop decides when each runs.
+Run folders: a run writes one folder (run.json, progress.csv, episodes.csv, test.csv, tb/, checkpoint.pt),
+or one per game when several experts train together (``RunOutput``): each folder then reports its own
+games' episodes, tests and metrics, and holds a checkpoint loadable alone.
+
+An algorithm gives the loop its act step, its update step (run/learner.py: Learns), its test epoch, its
+checkpoint contents and the names of its counters; the loop decides when each runs.
 """
 
 from __future__ import annotations
@@ -31,18 +35,18 @@ import collections
 import contextlib
 import math
 import time
-from dataclasses import dataclass
-from typing import Any, Protocol, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
 
 import numpy as np
 import torch
 from torch import nn
 
-from ..checkpoint import save_checkpoint
+from ..checkpoint import CHECKPOINT_NAME, save_checkpoint
 from ..env import MultiGameEnvPool
 from ..evaluation import GameResult
 from ..metrics import RunLogger, write_run_info
-from ..replay import ReplayMemory
 from .acting import ActorWeights
 from .context import RunContext
 from .learner import Learner, Learns
@@ -73,6 +77,17 @@ class Schedule:
 
 
 @dataclass
+class RunOutput:
+    """One run folder: what it reports (its games' episodes, tests, metrics) and what it checkpoints."""
+
+    folder: Path
+    games: list[int]                  # pool game indices
+    run_info: dict                    # run.json
+    description: str                  # the progress bar's label
+    replay: Any = None                # the replay memory saved with its checkpoint (--save-replay)
+
+
+@dataclass
 class TestRow:
     """One row of test.csv: who played (policy), what it scored and, for an AMN, its agreement."""
 
@@ -82,19 +97,17 @@ class TestRow:
 
 
 class Algorithm(Learns, Protocol):
-    meta: dict                        # the checkpoint's meta (kind, games, actions, architecture, ...)
-    run_info: dict                    # run.json
-    description: str                  # the progress bar's label
     online: nn.Module                 # the network the actor reads (a copy of it when overlapped)
     action_map: np.ndarray            # int64 [num_envs, K]: the full-set action of column k for env e
+    outputs: list[RunOutput]          # its run folders
     FRAME_COUNTERS: dict[str, str]    # counter name -> "per_game" | "all_games" | "steps" (see public_counters)
     counters_extra: dict[str, int]    # the algorithm's own counters, kept in checkpoints
 
     def act(self, network: nn.Module, obs: torch.Tensor, env_ids: np.ndarray, frames: int) -> np.ndarray: ...
-    def progress_values(self, frames: int, metrics: dict[str, float]) -> dict[str, Any]: ...
+    def progress_values(self, frames: int, metrics: dict[str, float], output: int) -> dict[str, Any]: ...
     def test_epoch(self, epoch: int, frames: int) -> tuple[list[TestRow], dict]: ...
-    def state_dict(self) -> dict: ...
-    def summary(self, metrics: dict[str, float]) -> dict: ...
+    def checkpoint(self, output: int) -> tuple[dict, dict]: ...      # (state incl. "config", meta)
+    def summary(self, metrics: dict[str, float], output: int) -> dict: ...
 
 
 def test_seed(seed: int, epoch: int) -> int:
@@ -103,25 +116,29 @@ def test_seed(seed: int, epoch: int) -> int:
 
 
 class RunLoop:
-    def __init__(self, run: RunContext, algo: Algorithm, pool: MultiGameEnvPool, replay: ReplayMemory,
-                 schedule: Schedule):
+    def __init__(self, run: RunContext, algo: Algorithm, pool: MultiGameEnvPool, replay, schedule: Schedule):
         self.run_ctx, self.algo, self.pool, self.replay, self.schedule = run, algo, pool, replay, schedule
         self.counters = run.counters
+        self.outputs = algo.outputs
+        self.output_of_game = np.zeros(pool.num_games, np.int64)
+        for o, output in enumerate(self.outputs):
+            self.output_of_game[output.games] = o
         self.refill = 0
-        if run.payload is not None:
+        if run.payloads is not None:
             for name in algo.counters_extra:
                 if name in run.counters.extra:
                     algo.counters_extra[name] = run.counters.extra[name]
-            if "replay" in run.payload:
-                replay.load_state_dict(run.payload["replay"])
-            else:   # the replay refills before updates go on
-                self.refill = schedule.refill_transitions
+            for output, payload in zip(self.outputs, run.payloads):
+                if "replay" in payload:
+                    output.replay.load_state_dict(payload["replay"])
+                else:   # the replay refills before updates go on
+                    self.refill = schedule.refill_transitions
         self.lockstep = run.lockstep
         self.learner: Learner | None = None
         self.actor_weights: ActorWeights | None = None
-        self.logger: RunLogger | None = None
-        self.returns = collections.deque(maxlen=100)                       # every game's recent episodes
+        self.loggers: list[RunLogger] = []
         self.game_returns = [collections.deque(maxlen=100) for _ in range(pool.num_games)]
+        self.output_returns = [collections.deque(maxlen=100) for _ in self.outputs]
         self.last_metrics = {name: math.nan for name in algo.METRICS}
 
     # -- counters under the algorithm's names --------------------------------------------------------
@@ -130,33 +147,36 @@ class RunLoop:
         """Emulator frames of each game so far (all processes): the unit of every schedule."""
         return self.schedule.frames_per_game_at(self.counters.agent_steps)
 
-    def public_counters(self) -> dict[str, Any]:
-        """The counters as the algorithm names them (checkpoints, summaries): its FRAME_COUNTERS map names
-        to frames of each game, frames of all games (this process) or lockstep steps (each env once)."""
+    def public_counters(self, output: int = 0) -> dict[str, Any]:
+        """A run folder's counters as the algorithm names them (checkpoints, summaries): its FRAME_COUNTERS
+        map names to frames of each game, frames of all the folder's games (this process) or lockstep steps
+        (every env once); agent_steps and episodes are the folder's games'."""
         c, s = self.counters, self.schedule
-        derived = {"per_game": self.frames, "all_games": c.agent_steps * s.frame_skip,
+        agent_steps = c.agent_steps * len(self.outputs[output].games) // s.num_games
+        derived = {"per_game": self.frames, "all_games": agent_steps * s.frame_skip,
                    "steps": c.agent_steps // self.pool.num_envs}
         named = {name: derived[kind] for name, kind in self.algo.FRAME_COUNTERS.items()}
-        return {**named, "agent_steps": c.agent_steps, "updates": c.updates, "episodes": c.episodes,
-                "epochs": c.epochs, "resumes": c.resumes, "update_credit": c.update_credit, "wall_s": c.wall_s,
-                **self.algo.counters_extra}
+        return {**named, "agent_steps": agent_steps, "updates": c.updates,
+                "episodes": c.output_episodes[output], "epochs": c.epochs, "resumes": c.resumes,
+                "update_credit": c.update_credit, "wall_s": c.wall_s, **self.algo.counters_extra}
 
     # -- the run -------------------------------------------------------------------------------------
-    def run(self) -> dict:
-        run, algo, pool, replay, schedule, counters = (self.run_ctx, self.algo, self.pool, self.replay,
-                                                       self.schedule, self.counters)
+    def run(self) -> list[dict]:
+        """Train to the end of the schedule; one summary per run folder."""
+        run, algo, schedule, counters = self.run_ctx, self.algo, self.schedule, self.counters
         device = run.device
         if not self.lockstep:
             self.actor_weights = ActorWeights(algo.online, every=ACTOR_REFRESH)
-        self.learner = Learner(algo, replay, device, threaded=not self.lockstep, updates=counters.updates,
+        self.learner = Learner(algo, self.replay, device, threaded=not self.lockstep, updates=counters.updates,
                                credit=counters.update_credit, max_lag=MAX_LAG,
                                cuda_graphs=getattr(run.cfg, "cuda_graphs", True),
                                on_update=self.actor_weights.refresh if self.actor_weights else None)
         if run.lead:
-            write_run_info(run.out_dir, **algo.run_info)
-            self.logger = RunLogger(run.out_dir, total_frames=schedule.frames_per_game, initial_frames=self.frames,
-                                    tensorboard=run.cfg.tensorboard, progress=run.cfg.progress,
-                                    description=algo.description)
+            for output in self.outputs:
+                write_run_info(output.folder, **output.run_info)
+                self.loggers.append(RunLogger(output.folder, total_frames=schedule.frames_per_game,
+                                              initial_frames=self.frames, tensorboard=run.cfg.tensorboard,
+                                              progress=run.cfg.progress, description=output.description))
         actor_stream = torch.cuda.Stream(device) if device.type == "cuda" and not self.lockstep else None
         try:
             with torch.cuda.stream(actor_stream) if actor_stream is not None else contextlib.nullcontext():
@@ -168,18 +188,22 @@ class RunLoop:
                     self._checkpoint()
         finally:
             self.learner.stop()
-            if self.logger is not None:
-                self.logger.close()
-        recent = float(np.mean(self.returns)) if self.returns else math.nan
-        return {**self.public_counters(), "last_test": last_test, "checkpoint": str(run.checkpoint_path),
-                "recent_return": recent, **algo.summary(self.last_metrics)}
+            for logger in self.loggers:
+                logger.close()
+        summaries = []
+        for o, output in enumerate(self.outputs):
+            returns = self.output_returns[o]
+            summaries.append({**self.public_counters(o), "last_test": last_test,
+                              "checkpoint": str(output.folder / CHECKPOINT_NAME),
+                              "recent_return": float(np.mean(returns)) if returns else math.nan,
+                              **algo.summary(self.last_metrics, o)})
+        return summaries
 
     def _play(self) -> dict:
         run, algo, pool, replay, schedule, counters, learner = (self.run_ctx, self.algo, self.pool, self.replay,
                                                                 self.schedule, self.counters, self.learner)
-        cfg = run.cfg
-        num_envs, num_games = pool.num_envs, pool.num_games
-        a_tm1 = np.zeros(num_envs, np.int64)          # each env's last action (a column of its network)
+        num_games = pool.num_games
+        a_tm1 = np.zeros(pool.num_envs, np.int64)     # each env's last action (a column of its network)
         obs_rows = pool.batch_tensors.obs             # zero-copy view of the rows recv() returns
         # On CUDA the act step's observations go through pinned memory, so their copy to the device is
         # asynchronous; the act step's one read-back (the actions) orders it before the next overwrite.
@@ -191,7 +215,6 @@ class RunLoop:
         next_checkpoint = self.frames + schedule.checkpoint_every
         self._log_time, self._log_steps = time.perf_counter(), counters.agent_steps
         self._start_time, self._start_wall = time.perf_counter(), counters.wall_s
-        frame_skip, world = schedule.frame_skip, schedule.world
         agent_steps_per_update = schedule.agent_steps_per_update
 
         pool.async_reset()
@@ -227,14 +250,14 @@ class RunLoop:
             if learning:
                 learner.credit(n / agent_steps_per_update)
 
-            # Test epoch, progress row and checkpoint when due (tests and files: process 0 only).
+            # Test epoch, progress rows and checkpoints when due (tests and files: process 0 only).
             if schedule.test_epoch_frames and frames >= (counters.epochs + 1) * schedule.train_epoch_frames:
                 counters.epochs += 1
                 if run.lead:
                     learner.drain()
                     last_test = self._test_epoch(counters.epochs, frames)
             if frames >= next_log:
-                self._progress_row(frames)
+                self._progress_rows(frames)
                 next_log = frames + schedule.log_every
             if frames >= next_checkpoint:
                 if run.lead:
@@ -255,37 +278,42 @@ class RunLoop:
     def _episodes(self, out, rows: np.ndarray, frames: int) -> None:
         for row in rows:
             game = int(out.game_id[row])
+            o = self.output_of_game[game]
             ret = float(out.episode_return[row])
             self.counters.episodes += 1
-            self.returns.append(ret)
+            self.counters.output_episodes[o] += 1
             self.game_returns[game].append(ret)
-            if self.logger is not None:
-                self.logger.row("episodes", frames=frames, game=self.pool.games[game], **{"return": ret},
-                                length=int(out.episode_length[row]))
+            self.output_returns[o].append(ret)
+            if self.loggers:
+                self.loggers[o].row("episodes", frames=frames, game=self.pool.games[game], **{"return": ret},
+                                    length=int(out.episode_length[row]))
 
     def _test_epoch(self, epoch: int, frames: int) -> dict:
         rows, summary = self.algo.test_epoch(epoch, frames)
         for row in rows:
             r = row.result
-            self.logger.row("test", epoch=epoch, frames=frames, game=r.game, policy=row.policy, mean=r.mean,
-                            max=r.max, episodes=r.episodes, test_frames=r.frames, partial_return=r.partial_return,
-                            agreement=row.agreement)
+            o = self.output_of_game[self.pool.games.index(r.game)]
+            self.loggers[o].row("test", epoch=epoch, frames=frames, game=r.game, policy=row.policy, mean=r.mean,
+                                max=r.max, episodes=r.episodes, test_frames=r.frames,
+                                partial_return=r.partial_return, agreement=row.agreement)
         return summary
 
-    def _progress_row(self, frames: int) -> None:
+    def _progress_rows(self, frames: int) -> None:
         now = time.perf_counter()
-        counters = self.counters
-        fps = ((counters.agent_steps - self._log_steps) * self.schedule.frame_skip * self.schedule.world
-               / max(now - self._log_time, 1e-9))
+        counters, schedule = self.counters, self.schedule
+        fps = ((counters.agent_steps - self._log_steps) * schedule.frame_skip * schedule.world
+               / max(now - self._log_time, 1e-9))                               # every game's frames
         self.last_metrics = self.learner.read_metrics()
         counters.updates = self.learner.updates
-        if self.logger is not None:
-            recent = float(np.mean(self.returns)) if self.returns else math.nan
-            values = self.algo.progress_values(frames, self.last_metrics)
-            self.logger.row("progress", frames=frames, wall_s=self._start_wall + now - self._start_time, fps=fps,
-                            recent_return=recent, updates=counters.updates, **values)
-            self.logger.advance(frames - self.schedule.frames_per_game_at(self._log_steps), fps=fps,
-                                ret=recent, **values)
+        for o, (output, logger) in enumerate(zip(self.outputs, self.loggers)):
+            returns = self.output_returns[o]
+            recent = float(np.mean(returns)) if returns else math.nan
+            output_fps = fps * len(output.games) / schedule.num_games            # this folder's games' frames
+            values = self.algo.progress_values(frames, self.last_metrics, o)
+            logger.row("progress", frames=frames, wall_s=self._start_wall + now - self._start_time, fps=output_fps,
+                       recent_return=recent, updates=counters.updates, **values)
+            logger.advance(frames - schedule.frames_per_game_at(self._log_steps), fps=output_fps, ret=recent,
+                           **values)
         self._log_time, self._log_steps = now, counters.agent_steps
 
     def _sync_counters(self) -> None:
@@ -296,10 +324,12 @@ class RunLoop:
 
     def _checkpoint(self) -> None:
         cfg = self.run_ctx.cfg
-        state = {**self.algo.state_dict(), "counters": self.public_counters(), "config": cfg.to_dict()}
-        if cfg.save_replay:
-            state["replay"] = self.replay.state_dict()
-        save_checkpoint(self.run_ctx.checkpoint_path, state, self.algo.meta)
+        for o, output in enumerate(self.outputs):
+            state, meta = self.algo.checkpoint(o)
+            state["counters"] = self.public_counters(o)
+            if cfg.save_replay:
+                state["replay"] = output.replay.state_dict()
+            save_checkpoint(output.folder / CHECKPOINT_NAME, state, meta)
 
 
 def run_all_agree(run: RunContext, flag: bool) -> bool:
