@@ -8,13 +8,14 @@ where the case needs a live one.
 
 from __future__ import annotations
 
+import math
 import re
 
 import numpy as np
 import pytest
 import torch
 
-from actormimic_fast import MultiGameEnvPool
+from actormimic_fast import MultiGameEnvPool, ReplayMemory, TransitionBatch
 from actormimic_fast.games import rom_path
 from actormimic_fast.vector_env import MultiGameVectorEnv
 
@@ -181,3 +182,224 @@ def test_vector_env_bad_seed_keeps_the_env_usable():
             env.step(np.array([99]))
     finally:
         env.close()
+
+
+# -- replay ------------------------------------------------------------------------------------------------------
+def small_memory(**kwargs) -> ReplayMemory:
+    kwargs.setdefault("num_threads", 1)
+    return ReplayMemory(kwargs.pop("capacity", 64), kwargs.pop("env_game_ids", [0, 0, 1]), **kwargs)
+
+
+def add_args(n=1, **override):
+    args = dict(env_ids=np.zeros(n, np.int32), frames=np.zeros((n, 84, 84), np.uint8), actions=np.zeros(n, np.int64),
+                rewards=np.zeros(n, np.float32), terminated=np.zeros(n, bool), truncated=np.zeros(n, bool),
+                life_loss=np.zeros(n, bool), episode_start=np.zeros(n, bool))
+    args.update(override)
+    return args
+
+
+def filled_memory() -> ReplayMemory:
+    memory = small_memory()
+    rng = np.random.default_rng(0)
+    for t in range(30):
+        memory.add(**add_args(3, env_ids=np.arange(3, dtype=np.int32),
+                              frames=rng.integers(0, 255, (3, 84, 84), dtype=np.uint8),
+                              actions=rng.integers(0, 18, 3), rewards=rng.normal(size=3).astype(np.float32),
+                              episode_start=np.full(3, t == 0)))
+    return memory
+
+
+@pytest.mark.parametrize("kwargs, error, match", [
+    (dict(capacity=2**63), ValueError, r"capacity must be in \[1, 1099511627776\], got 9223372036854775808"),
+    (dict(capacity=2.5), TypeError, r"capacity must be an int or a sequence of ints \(one per game\), got 2.5"),
+    (dict(capacity="64"), TypeError, r"capacity must be an int or a sequence of ints"),
+    (dict(capacity=None), TypeError, r"capacity must be an int or a sequence of ints"),
+    (dict(capacity=[64, 2.5]), TypeError, r"capacity\[1\] must be an int, got 2.5"),
+    (dict(capacity=[64, 2**64]), ValueError, r"capacity\[1\] must be in \[1, 1099511627776\]"),
+    (dict(n_step=2**31), ValueError, r"n_step must be in \[1, 1000\], got 2147483648"),
+    (dict(stack=10**6), ValueError, r"stack must be in \[1, 64\], got 1000000"),
+    (dict(guard=2**40), ValueError, r"guard must be in \[0, 1048576\], got 1099511627776"),
+    (dict(num_threads=10**6), ValueError, r"num_threads must be in \[1, 1024\], got 1000000"),
+    (dict(seed=2**64), ValueError, r"seed must be in \[0, 18446744073709551615\]"),
+    (dict(gamma=float("nan")), ValueError, r"gamma must be a finite number, got nan"),
+    (dict(gamma="0.99"), TypeError, r"gamma must be a real number, got '0.99'"),
+    (dict(gamma=True), TypeError, r"gamma must be a real number, got True"),
+    (dict(life_loss_terminal="yes"), TypeError, r"life_loss_terminal must be a bool, got 'yes'"),
+    (dict(life_loss_terminal=1), TypeError, r"life_loss_terminal must be a bool, got 1"),
+    (dict(env_game_ids=[2**40]), ValueError, r"env_game_ids must number the games 0..G-1: game 0 has no env"),
+    (dict(env_game_ids=[0, 5]), ValueError, r"game 1 has no env \(the largest game id is 5\)"),
+    (dict(env_game_ids=[0.0]), TypeError, r"env_game_ids must be a non-empty 1-D integer array"),
+    (dict(env_game_ids=None), TypeError, r"env_game_ids must be a non-empty 1-D integer array"),
+    (dict(env_game_ids=torch.zeros(2, dtype=torch.int64, device="meta")), ValueError,
+     r"env_game_ids must be on the CPU, got a tensor on device meta"),
+])
+def test_replay_constructor_bad_arguments(kwargs, error, match):
+    with pytest.raises(error, match=match):
+        small_memory(**kwargs)
+
+
+def test_replay_capacity_too_large_for_memory_names_capacity():
+    with pytest.raises(MemoryError, match=r"capacity 1099511627776: could not allocate the .* GiB of frames"):
+        ReplayMemory(2**40, [0], num_threads=1)
+
+
+@pytest.mark.parametrize("reward", [float("nan"), float("inf"), -float("inf"), 1e300])
+def test_replay_rejects_non_finite_rewards(reward):
+    """NaN / inf rewards used to be stored and returned, even with reward_clip."""
+    memory = small_memory()
+    rewards = np.array([0.5, reward], np.float64)
+    with pytest.raises(ValueError, match=re.escape(f"rewards[1] = {reward!r} for env 2 is not finite (in float32)")):
+        memory.add(**add_args(2, env_ids=np.array([0, 2], np.int32), rewards=rewards))
+    assert memory.env_written(0) == 0  # nothing was stored
+
+
+@pytest.mark.parametrize("override, error, match", [
+    (dict(frames=torch.zeros(1, 84, 84, dtype=torch.uint8, device="meta")), ValueError,
+     r"frames must be on the CPU, got a tensor on device meta"),
+    (dict(rewards=torch.zeros(1, device="meta")), ValueError, r"rewards must be on the CPU"),
+    (dict(actions=np.array([2**64 - 1], np.uint64)), ValueError, r"actions holds 18446744073709551615, which does "
+                                                                  r"not fit in int64"),
+    (dict(actions=np.array([2**40])), ValueError, r"actions\[0\] = 1099511627776 is not in \[0, 2\^31\)"),
+    (dict(env_ids=np.array([2**40])), IndexError, r"env_ids: env id 1099511627776 is out of range \[0, 3\)"),
+    (dict(env_ids=np.array([2**64 - 1], np.uint64)), IndexError, r"env id 18446744073709551615 is out of range"),
+    (dict(terminated=np.array([1])), TypeError, r"terminated must be a bool array, got dtype int64"),
+    (dict(frames=np.zeros((1, 84, 84), np.float32)), TypeError, r"frames must have dtype uint8, got float32"),
+])
+def test_replay_add_bad_arguments(override, error, match):
+    memory = small_memory()
+    with pytest.raises(error, match=match):
+        memory.add(**add_args(1, **override))
+
+
+def test_replay_add_accepts_cpu_tensors_and_empty_steps():
+    memory = small_memory()
+    memory.add(**add_args(0))
+    memory.add(**{k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in add_args(1).items()})
+    assert memory.env_written(0) == 1
+
+
+@pytest.mark.parametrize("edit, error, match", [
+    (lambda s: s["flags"].fill_(0xFF), ValueError, r"state\['flags'\]\[0\] = 255 has bits outside 0x0f: add\(\) "
+                                                   r"never stores that"),
+    (lambda s: s["env_written"].add_(torch.tensor([1, -1, 0])), None, None),   # same total: cannot be detected
+    (lambda s: s["env_written"].add_(torch.tensor([1, 0, 0])), ValueError,
+     r"state\['frames'\] must have shape \[91, 84, 84\]: it holds 90 records but state\['env_written'\] keeps 91"),
+    (lambda s: s["env_written"].fill_(-1), ValueError, r"state\['env_written'\]\[0\] = -1 is not in \[0, 2\^62\]"),
+    (lambda s: s["env_written"].fill_(2**63 - 1), ValueError, r"state\['env_written'\]\[0\] = 9223372036854775807"),
+    (lambda s: s.pop("flags"), ValueError, r"state is missing key 'flags'"),
+    (lambda s: s.pop("seed_calls"), ValueError, r"state is missing key 'seed_calls'"),
+    (lambda s: s.update(frames=s["frames"].tolist()), TypeError, r"state\['frames'\] must be a torch.Tensor, got list"),
+    (lambda s: s.update(env_written=[30, 30, 30]), TypeError, r"state\['env_written'\] must be a torch.Tensor"),
+    (lambda s: s.update(actions=s["actions"].long()), TypeError, r"state\['actions'\] must have dtype torch.int32"),
+    (lambda s: s.update(rewards=s["rewards"][:, None]), ValueError, r"state\['rewards'\] must have shape \[N\]"),
+    (lambda s: s.update(frames=torch.empty(90, 84, 84, dtype=torch.uint8, device="meta")), ValueError,
+     r"state\['frames'\] must be on the CPU, got device meta"),
+    (lambda s: s["rewards"].__setitem__(5, math.nan), ValueError, r"state\['rewards'\]\[5\] = nan is not finite"),
+    (lambda s: s["actions"].__setitem__(7, -3), ValueError, r"state\['actions'\]\[7\] = -3 is negative"),
+    (lambda s: s.update(seed_calls=-1), ValueError, r"state\['seed_calls'\] must be in \[0, 18446744073709551615\]"),
+    (lambda s: s.update(stack="4"), TypeError, r"state\['stack'\] must be an int, got '4'"),
+    (lambda s: s.update(capacity=[64, 64]), TypeError, r"state\['capacity'\] must be a torch.Tensor"),
+])
+def test_replay_load_state_dict_validates(edit, error, match):
+    state = filled_memory().state_dict()
+    edit(state)
+    target = small_memory()
+    if error is None:
+        target.load_state_dict(state)   # documented as not validatable: the records are re-attributed
+        assert [target.env_written(e) for e in range(3)] == [31, 29, 30]
+        return
+    with pytest.raises(error, match=match):
+        target.load_state_dict(state)
+    assert target.env_written(0) == 0  # nothing was replaced
+
+
+@pytest.mark.parametrize("state, error, match", [
+    (None, TypeError, r"state must be a dict \(a ReplayMemory state_dict\), got NoneType"),
+    ([], TypeError, r"state must be a dict"),
+    ({}, ValueError, r"state is not a ReplayMemory state_dict"),
+])
+def test_replay_load_state_dict_not_a_state(state, error, match):
+    with pytest.raises(error, match=match):
+        small_memory().load_state_dict(state)
+
+
+@pytest.mark.parametrize("kwargs, error, match", [
+    # sample(10**9) used to fail in the allocator before the documented size check
+    (dict(batch_size=10**9), ValueError, r"sample: batch_size = 1000000000 is more than the \d+ transitions"),
+    (dict(per_game=10**9), ValueError, r"sample: per_game = 1000000000 is more than the \d+ transitions game \d holds"),
+    (dict(batch_size=2**63), ValueError, r"batch_size = 9223372036854775808 is more than"),
+    (dict(batch_size=2.0), TypeError, r"batch_size must be an int, got 2.0"),
+    (dict(batch_size=4, games=None, seed=2**64), ValueError, r"seed must be in \[0, 18446744073709551615\]"),
+    (dict(batch_size=4, games="01"), TypeError, r"games must be None, a game index or a sequence of game indices"),
+    (dict(batch_size=4, games=[0.5]), TypeError, r"games\[0\] must be an int, got 0.5"),
+    (dict(batch_size=4, games=[-1]), IndexError, r"games\[0\] = -1 is out of range \[0, 2\)"),
+    (dict(batch_size=4, games=2**40), IndexError, r"games = 1099511627776 is out of range \[0, 2\)"),
+    (dict(batch_size=4, reward_clip="1"), TypeError, r"reward_clip must be None or a number > 0, got '1'"),
+    (dict(batch_size=4, reward_clip=math.nan), ValueError, r"reward_clip must be None or a number > 0, got nan"),
+])
+def test_replay_sample_bad_arguments(kwargs, error, match):
+    with pytest.raises(error, match=match):
+        filled_memory().sample(**kwargs)
+
+
+def meta_batch(rows: int, field: str) -> TransitionBatch:
+    batch = small_memory().empty_batch(rows)
+    return TransitionBatch(**{**batch.__dict__, field: torch.empty_like(getattr(batch, field), device="meta")})
+
+
+@pytest.mark.parametrize("field", ["obs", "next_obs", "reward", "index"])
+def test_replay_out_buffers_on_another_device(field):
+    memory = filled_memory()
+    with pytest.raises(ValueError, match=rf"out.{field} must be a CPU tensor, got meta"):
+        memory.sample(4, out=meta_batch(4, field))
+    with pytest.raises(ValueError, match=rf"out.{field} must be a CPU tensor, got meta"):
+        memory.gather([0], [5], out=meta_batch(1, field))
+
+
+@pytest.mark.parametrize("out, error, match", [
+    (lambda b: TransitionBatch(**{**b.__dict__, "obs": np.zeros((2, 4, 84, 84), np.uint8)}), TypeError,
+     r"out.obs must be a torch.Tensor, got ndarray"),      # used to print pybind11's signature dump
+    (lambda b: TransitionBatch(**{**b.__dict__, "done": None}), TypeError, r"out.done must be a torch.Tensor"),
+    (lambda b: TransitionBatch(**{**b.__dict__, "obs": torch.zeros(())}), ValueError,
+     r"out.obs must have shape \[2, 4, 84, 84\], got \[\]"),
+    (lambda b: TransitionBatch(**{**b.__dict__, "reward": torch.zeros(4)[::2]}), ValueError,
+     r"out.reward must be contiguous"),
+    (lambda b: {"obs": b.obs}, TypeError, r"out must be a TransitionBatch"),
+])
+def test_replay_bad_out_buffers(out, error, match):
+    memory = filled_memory()
+    with pytest.raises(error, match=match):
+        memory.sample(2, out=out(memory.empty_batch(2)))
+
+
+def test_replay_huge_empty_batch_names_batch_size():
+    with pytest.raises(MemoryError, match=r"empty_batch: batch_size 1099511627776 needs .* GiB of frames"):
+        small_memory().empty_batch(2**40)
+
+
+def test_replay_for_pool_needs_a_pool():
+    with pytest.raises(TypeError, match=r"pool must be a MultiGameEnvPool, got NoneType"):
+        ReplayMemory.for_pool(None, 100)
+
+
+def test_replay_capacity_as_numpy_scalar_or_array():
+    assert small_memory(capacity=np.array(64)).capacity == (64, 64)
+    assert small_memory(capacity=np.array([64, 80])).capacity == (64, 80)
+
+
+@pytest.mark.parametrize("call, error, match", [
+    (lambda m: m.valid_indices(None), TypeError, r"game must be an int, got None"),   # used to return game 0's
+    (lambda m: m.valid_indices(-1), IndexError, r"game = -1 is out of range \[0, 2\)"),
+    (lambda m: m.num_transitions(2), IndexError, r"game = 2 is out of range \[0, 2\)"),
+    (lambda m: m.num_records(1.0), TypeError, r"game must be an int, got 1.0"),
+    (lambda m: m.env_written(2**40), IndexError, r"env = 1099511627776 is out of range \[0, 3\)"),
+    (lambda m: m.env_written(-1), IndexError, r"env = -1 is out of range"),
+    (lambda m: m.gather([0], np.array([2**64 - 1], np.uint64)), ValueError, r"indices holds 18446744073709551615"),
+    (lambda m: m.gather([0], [2**40]), IndexError, r"\(env 0, index 1099511627776\) is not written yet"),
+    (lambda m: m.gather([0], [5], reward_clip=-1), ValueError, r"reward_clip must be None or a number > 0, got -1"),
+    (lambda m: m.empty_batch(4, pin_memory="yes"), TypeError, r"pin_memory must be a bool, got 'yes'"),
+    (lambda m: m.empty_batch(0), ValueError, r"batch_size must be >= 1, got 0"),
+])
+def test_replay_reading_bad_arguments(call, error, match):
+    with pytest.raises(error, match=match):
+        call(filled_memory())
