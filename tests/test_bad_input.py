@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 import torch
 
-from actormimic_fast import MultiGameEnvPool, ReplayMemory, TransitionBatch
+from actormimic_fast import MultiGameEnvPool, ReplayMemory, TransitionBatch, ops
 from actormimic_fast.games import rom_path
 from actormimic_fast.vector_env import MultiGameVectorEnv
 
@@ -403,3 +403,152 @@ def test_replay_capacity_as_numpy_scalar_or_array():
 def test_replay_reading_bad_arguments(call, error, match):
     with pytest.raises(error, match=match):
         call(filled_memory())
+
+
+# -- op ----------------------------------------------------------------------------------------------------------
+def op_inputs(rows=4, actions=18, device="cpu"):
+    g = torch.Generator().manual_seed(0)
+    student = torch.randn(rows, actions, generator=g).to(device)
+    teacher = torch.randn(rows, actions, generator=g).to(device)
+    table = torch.ones(2, actions, dtype=torch.bool, device=device)
+    game_id = torch.tensor([0, 1] * (rows // 2), device=device)
+    return student, teacher, table, game_id
+
+
+@pytest.mark.parametrize("tau, error, match", [
+    (1e-300, ValueError, r"tau must be a positive finite number in \[1.17549e-38, 3.40282e\+38\] \(a normal float32, "
+                         r"so that 1/tau is finite\), got 1e-300"),     # used to return NaN
+    (1e-39, ValueError, r"tau must be a positive finite number in"),
+    (1e39, ValueError, r"tau must be a positive finite number in"),
+    (0.0, ValueError, r"tau must be a positive finite number in"),
+    (-1.0, ValueError, r"tau must be a positive finite number in"),
+    (math.inf, ValueError, r"tau must be a positive finite number in"),
+    (math.nan, ValueError, r"tau must be a finite number, got nan"),
+    (10**400, ValueError, r"tau must fit in a float"),
+    ("abc", TypeError, r"masked_softmax_xent: tau must be a real number, got 'abc' of type str"),
+    (None, TypeError, r"masked_softmax_xent: tau must be a real number, got None"),
+    (True, TypeError, r"tau must be a real number, got True"),
+    (torch.tensor(1.0), TypeError, r"tau must be a real number"),
+])
+def test_op_bad_tau(tau, error, match):
+    student, teacher, table, game_id = op_inputs()
+    with pytest.raises(error, match=match):
+        ops.masked_softmax_xent(student, teacher, table, tau, game_id=game_id)
+
+
+def test_op_smallest_and_largest_tau_stay_finite():
+    student, teacher, table, game_id = op_inputs()
+    for tau in (ops.TAU_MIN, 1e-30, ops.TAU_MAX, np.float32(0.5), 2):
+        s = student.clone().requires_grad_()
+        loss = ops.masked_softmax_xent(s, teacher, table, tau, game_id=game_id, reduction="sum")
+        loss.backward()
+        assert torch.isfinite(loss) and torch.isfinite(s.grad).all(), tau
+
+
+@pytest.mark.parametrize("which", ["student_logits", "teacher_q", "action_mask", "game_id", "all"])
+def test_op_meta_tensors_raise_value_error(which):
+    """Meta inputs used to return a meta tensor (the fake kernel serves the Meta key) instead of an error."""
+    args = dict(zip(("student_logits", "teacher_q", "action_mask", "game_id"), op_inputs()))
+    for name in args if which == "all" else [which]:
+        args[name] = args[name].to("meta")
+    with pytest.raises(ValueError, match=r"masked_softmax_xent: \w+ is on (the meta device|meta)"):
+        ops.masked_softmax_xent(args["student_logits"], args["teacher_q"], args["action_mask"],
+                                game_id=args["game_id"])
+    with pytest.raises(ValueError, match=r"is on (the meta device|meta)"):
+        s = args["student_logits"].clone().requires_grad_()
+        ops.masked_softmax_xent(s, args["teacher_q"], args["action_mask"], game_id=args["game_id"])
+
+
+def test_backward_ops_refuse_meta_tensors():
+    student, teacher, table, game_id = op_inputs()
+    with pytest.raises(ValueError, match=r"masked_softmax_xent_backward: grad_loss is on the meta device; the op "
+                                         r"needs its values"):
+        torch.ops.actormimic_fast.masked_softmax_xent_backward(torch.ones(4, device="meta"), student, teacher, table,
+                                                               game_id, 1.0, False)
+    with pytest.raises(ValueError, match=r"masked_softmax_xent_scale_grad: dloss_dlogits is on the meta device"):
+        torch.ops.actormimic_fast.masked_softmax_xent_scale_grad(torch.ones(4, 18, device="meta"),
+                                                                 torch.ones(4, device="meta"), "none", torch.float32)
+
+
+@pytest.mark.parametrize("check", NOT_BOOLS + [np.array([True])])
+def test_op_check_must_be_a_bool(check):
+    student, teacher, table, game_id = op_inputs()
+    with pytest.raises(TypeError, match=r"masked_softmax_xent: check must be a bool"):
+        ops.masked_softmax_xent(student, teacher, table, game_id=game_id, check=check)
+
+
+@pytest.mark.parametrize("name, value", [("teacher_q", np.zeros((4, 18), np.float32)), ("action_mask", None),
+                                         ("game_id", [0, 1, 0, 1]), ("game_id", np.zeros(4, np.int64))])
+def test_op_arguments_must_be_tensors(name, value):
+    args = dict(zip(("student_logits", "teacher_q", "action_mask", "game_id"), op_inputs()), **{name: value})
+    with pytest.raises(TypeError, match=rf"masked_softmax_xent: {name} must be a torch.Tensor"):
+        ops.masked_softmax_xent(args["student_logits"], args["teacher_q"], args["action_mask"],
+                                game_id=args["game_id"])
+
+
+@pytest.mark.parametrize("reduction", [None, "MEAN", ["mean"], 0])
+def test_op_bad_reduction(reduction):
+    student, teacher, table, game_id = op_inputs()
+    with pytest.raises(ValueError, match=r"reduction must be one of \('none', 'mean', 'sum'\)"):
+        ops.masked_softmax_xent(student, teacher, table, game_id=game_id, reduction=reduction)
+
+
+@pytest.mark.parametrize("teacher_grad", [False, True])
+def test_op_double_backward_raises(teacher_grad):
+    """A double backward used to return a gradient without grad_fn, silently dropping the second order."""
+    student, teacher, table, game_id = op_inputs()
+    s, t = student.clone().requires_grad_(), teacher.clone().requires_grad_(teacher_grad)
+    loss = ops.masked_softmax_xent(s, t, table, game_id=game_id, reduction="sum")
+    with pytest.raises(NotImplementedError, match=r"double backward \(create_graph=True\) is not supported"):
+        torch.autograd.grad(loss, s, create_graph=True)
+    (grad,) = torch.autograd.grad(ops.masked_softmax_xent(s, t, table, game_id=game_id, reduction="sum"), s)
+    assert grad.grad_fn is None and torch.isfinite(grad).all()   # first order still works
+
+
+@pytest.mark.parametrize("student, error, match", [
+    (np.zeros((4, 18), np.float32), TypeError, r"masked_softmax_xent: student_logits must be a torch.Tensor, got "
+                                               r"ndarray"),
+    (torch.zeros(4, 18, dtype=torch.int64), TypeError, r"student_logits must be float32, float16, bfloat16 or "
+                                                       r"float64, got Long"),
+    (torch.zeros(4, 18, dtype=torch.complex64), TypeError, r"student_logits must be float32"),
+    (torch.zeros(4, 18, 1), ValueError, r"student_logits must be 2-D \[B, A\], got shape \[4, 18, 1\]"),
+    (torch.zeros(4, 2**20), ValueError, r"1 to 32 actions \(columns\)"),
+])
+def test_op_bad_student_logits(student, error, match):
+    _, _, table, game_id = op_inputs()
+    teacher = torch.zeros(4, 18) if isinstance(student, np.ndarray) else torch.zeros_like(student)
+    with pytest.raises(error, match=match):
+        ops.masked_softmax_xent(student, teacher, table, game_id=game_id)
+
+
+def test_op_empty_and_non_contiguous_inputs_in_check_mode():
+    student, teacher, table, game_id = op_inputs(rows=8)
+    empty = ops.masked_softmax_xent(student[:0], teacher[:0], table, game_id=game_id[:0], check=True)
+    assert empty.shape == (0,)
+    assert torch.isnan(ops.masked_softmax_xent(student[:0], teacher[:0], table, game_id=game_id[:0],
+                                               reduction="mean"))  # mean of nothing, as torch's mean
+    strided = ops.masked_softmax_xent(student.t().contiguous().t()[::2], teacher[::2], table, game_id=game_id[::2],
+                                      check=True)
+    expected = ops.masked_softmax_xent(student[::2].contiguous(), teacher[::2].contiguous(), table,
+                                       game_id=game_id[::2].contiguous())
+    torch.testing.assert_close(strided, expected, rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("mask, error, match", [
+    (np.ones((2, 18), bool), TypeError, r"check_action_masks: action_mask must be a torch.Tensor, got ndarray"),
+    (torch.ones(2, 18, dtype=torch.uint8), TypeError, r"action_mask must be bool, got torch.uint8"),
+    (torch.ones(18, dtype=torch.bool), ValueError, r"action_mask must be 2-D \[G, A\] with 1 <= A <= 32, got shape "
+                                                   r"\[18\]"),
+    (torch.ones(2, 33, dtype=torch.bool), ValueError, r"got shape \[2, 33\]"),
+    (torch.ones(2, 18, dtype=torch.bool, device="meta"), ValueError, r"action_mask is on the meta device"),
+    (torch.tensor([[True] * 18, [False] * 18]), ValueError, r"check_action_masks: row 1 of action_mask has no "
+                                                            r"legal action \(all False\)"),
+])
+def test_check_action_masks_errors(mask, error, match):
+    with pytest.raises(error, match=match):
+        ops.check_action_masks(mask)
+
+
+def test_check_action_masks_returns_a_valid_table(pong):
+    table = torch.from_numpy(pong.action_masks.copy())
+    assert ops.check_action_masks(table) is table
