@@ -18,13 +18,20 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Iterable, Sequence
 
 import numpy as np
 
 from . import _C
-from .checks import check_int
+from .checks import INT32_MAX, check_bool, check_index, check_int, check_real, host_array, int_array
 from .games import NUM_ACTIONS, canonical_name, rom_path
+
+# Upper bounds of the pool's settings. Each drives a loop or an allocation, so an unbounded value would hang a
+# reset (noop_max), a step (frame_skip) or exhaust memory (stack, the number of envs) instead of failing.
+MAX_ENVS = 4096                 # envs in one pool (games x envs_per_game); each is a whole emulator
+MAX_FRAME_SKIP = 1000           # emulator frames per agent step
+MAX_STACK = 64                  # frames per observation
+MAX_NOOP_MAX = 10_000           # NOOP frames at a reset, at most
 
 _FIELDS = ("obs", "reward", "terminated", "truncated", "life_loss", "episode_start", "episode_return",
            "episode_length", "lives", "env_id", "game_id")
@@ -66,12 +73,44 @@ def _tensors(arrays: dict) -> PoolStep:
 
 
 def _actions_array(actions, expected: int, name: str = "actions") -> np.ndarray:
-    arr = np.asarray(actions)
-    if arr.dtype == np.bool_ or not np.issubdtype(arr.dtype, np.integer):
-        raise TypeError(f"{name} must be an integer array, got dtype {arr.dtype}")
+    arr = int_array(name, actions, np.int64)
     if arr.shape != (expected,):
         raise ValueError(f"{name} must have shape ({expected},), got {arr.shape}")
-    return np.ascontiguousarray(arr, dtype=np.int64)
+    return arr
+
+
+def _game_names(games) -> list[str]:
+    """games as a non-empty list of distinct ROM ids (one name or a sequence of names)."""
+    if isinstance(games, str):
+        games = [games]
+    if isinstance(games, (bytes, dict, set, frozenset)) or not isinstance(games, Iterable):
+        raise TypeError(f"games must be a game name or a sequence of names, got {games!r} of type "
+                        f"{type(games).__name__}")
+    names = [canonical_name(g) for g in games]
+    if not names:
+        raise ValueError("games must name at least one game, got []")
+    if len(set(names)) != len(names):
+        raise ValueError(f"games must not repeat (use envs_per_game for copies), got {names}")
+    return names
+
+
+def _rom_paths(roms, games: list[str]) -> list[tuple[str, str]]:
+    """(game, ROM path) for every game: roms[game] where given, else the ROM of the ale-py wheel. Whether a
+    given ROM is that game's is checked by the C++ pool (ALE knows each game's ROM by its MD5 checksum)."""
+    if roms is None:
+        roms = {}
+    if not isinstance(roms, dict):
+        raise TypeError(f"roms must be a dict {{game: ROM path}}, got {type(roms).__name__}")
+    given = {}
+    for game, path in roms.items():
+        if not isinstance(path, (str, os.PathLike)):
+            raise TypeError(f"roms[{game!r}] must be a path (str or os.PathLike), got {path!r} of type "
+                            f"{type(path).__name__}")
+        given[canonical_name(game)] = os.fspath(path)
+    unknown = set(given) - set(games)
+    if unknown:
+        raise ValueError(f"roms names games that are not in games: {sorted(unknown)}")
+    return [(g, given[g] if g in given else rom_path(g)) for g in games]
 
 
 class MultiGameEnvPool:
@@ -79,22 +118,26 @@ class MultiGameEnvPool:
 
     Args:
         games: game names (ale-py ROM ids, e.g. "space_invaders"); env i plays games[i // envs_per_game].
-        envs_per_game: copies of each game.
+        envs_per_game: copies of each game (at most 4096 envs in all).
         num_threads: threads that step envs, the caller's own included (it works while it waits in
             step/reset/recv), so num_threads - 1 background threads (at most one per env) step envs
             while the caller does other work between send() and recv(); default: all cores.
         batch_size: envs returned by each recv() in async mode (default: all envs).
         seed: fixes every env's ALE RNG and no-ops; an env's streams depend on (seed, game, copy index)
             only, never on the thread count or on the other games in the pool.
-        frame_skip: emulator frames per agent step; the observation is the max of the last two.
-        stack: frames per observation; frames before an episode's first are zero.
-        noop_max: a reset plays uniform{1..noop_max} NOOP frames (0 disables).
-        fire_reset: press FIRE for one agent step after the no-ops, in games where FIRE is legal.
+        frame_skip: emulator frames per agent step (1..1000); the observation is the max of the last two.
+        stack: frames per observation (1..64); frames before an episode's first are zero.
+        noop_max: a reset plays uniform{1..noop_max} NOOP frames (0 disables; at most 10,000).
+        fire_reset: press FIRE for one agent step after the no-ops, in games where FIRE is legal (a bool).
         repeat_action_probability: ALE sticky actions (0 as in the paper).
         max_episode_frames: emulator frames before an episode is truncated (0: no cap).
         invalid_action: "error" (default) raises for an action outside the game's legal set; "noop"
             plays NOOP instead.
-        roms: optional {game: path} of ROM files to use instead of the ones in the ale-py wheel.
+        roms: optional {game: path} of ROM files to use instead of the ones in the ale-py wheel; each must be
+            that game's ROM (ALE identifies ROMs by their MD5 checksum), else ValueError.
+
+    Every argument is checked before any emulator starts: TypeError for a wrong type (flags must be real
+    bools), ValueError for a value out of range, naming the argument.
     """
 
     def __init__(self, games: Sequence[str], envs_per_game: int = 1, num_threads: int | None = None,
@@ -102,37 +145,30 @@ class MultiGameEnvPool:
                  noop_max: int = 30, fire_reset: bool = False, repeat_action_probability: float = 0.0,
                  max_episode_frames: int = 108_000, invalid_action: str = "error",
                  roms: dict[str, str] | None = None):
-        if isinstance(games, str):
-            games = [games]
-        games = [canonical_name(g) for g in games]
-        if not games:
-            raise ValueError("games must name at least one game, got []")
-        if len(set(games)) != len(games):
-            raise ValueError(f"games must not repeat (use envs_per_game for copies), got {games}")
-        roms = roms or {}
-        unknown = set(map(canonical_name, roms)) - set(games)
-        if unknown:
-            raise ValueError(f"roms names games that are not in games: {sorted(unknown)}")
-        roms = {canonical_name(g): str(path) for g, path in roms.items()}
-        roms = [(g, roms[g] if g in roms else rom_path(g)) for g in games]
+        games = _game_names(games)
+        roms = _rom_paths(roms, games)
         envs_per_game = check_int("envs_per_game", envs_per_game, 1)
+        if len(games) * envs_per_game > MAX_ENVS:
+            raise ValueError(f"envs_per_game must be at most {MAX_ENVS // len(games)} (a pool holds at most "
+                             f"{MAX_ENVS} envs; {len(games)} games), got {envs_per_game}")
         num_envs = len(games) * envs_per_game
         if num_threads is None:
             num_threads = os.cpu_count() or 1
         num_threads = min(check_int("num_threads", num_threads, 1), num_envs + 1)
         batch_size = num_envs if batch_size is None else check_int("batch_size", batch_size, 1, num_envs)
-        if invalid_action not in ("error", "noop"):
+        if not isinstance(invalid_action, str) or invalid_action not in ("error", "noop"):
             raise ValueError(f"invalid_action must be 'error' or 'noop', got {invalid_action!r}")
-        if not isinstance(repeat_action_probability, (int, float)) or not 0 <= repeat_action_probability <= 1:
+        repeat_action_probability = check_real("repeat_action_probability", repeat_action_probability)
+        if not 0 <= repeat_action_probability <= 1:
             raise ValueError(f"repeat_action_probability must be in [0, 1], got {repeat_action_probability!r}")
 
         config = _C.EnvConfig()
-        config.frame_skip = check_int("frame_skip", frame_skip, 1)
-        config.stack = check_int("stack", stack, 1)
-        config.noop_max = check_int("noop_max", noop_max, 0)
-        config.fire_reset = bool(fire_reset)
-        config.repeat_action_probability = float(repeat_action_probability)
-        config.max_episode_frames = check_int("max_episode_frames", max_episode_frames, 0)
+        config.frame_skip = check_int("frame_skip", frame_skip, 1, MAX_FRAME_SKIP)
+        config.stack = check_int("stack", stack, 1, MAX_STACK)
+        config.noop_max = check_int("noop_max", noop_max, 0, MAX_NOOP_MAX)
+        config.fire_reset = check_bool("fire_reset", fire_reset)
+        config.repeat_action_probability = repeat_action_probability
+        config.max_episode_frames = check_int("max_episode_frames", max_episode_frames, 0, INT32_MAX)
         seed = check_int("seed", seed, 0, 2**64 - 1)
 
         self.games = tuple(games)
@@ -183,8 +219,15 @@ class MultiGameEnvPool:
         return self.action_masks[self.game_ids]
 
     def legal_actions(self, game: int | str) -> np.ndarray:
-        """The legal actions (full-set indices) of a game given by index or name."""
-        index = self.games.index(canonical_name(game)) if isinstance(game, str) else int(game)
+        """The legal actions (full-set indices) of a game given by index in [0, num_games) or by name;
+        IndexError for an index out of range (negative ones included), ValueError for a game not in the pool."""
+        if isinstance(game, str):
+            name = canonical_name(game)
+            if name not in self.games:
+                raise ValueError(f"game: {game!r} is not a game of this pool, whose games are {list(self.games)}")
+            index = self.games.index(name)
+        else:
+            index = check_index("game", game, self.num_games)
         return np.flatnonzero(self.action_masks[index])
 
     # -- synchronous -------------------------------------------------------------------------------
@@ -205,7 +248,7 @@ class MultiGameEnvPool:
 
     def send(self, actions, env_ids) -> None:
         """Queue actions[i] for env env_ids[i] (each env at most once until recv() returns it)."""
-        ids = np.asarray(env_ids)
+        ids = host_array("env_ids", env_ids)
         if ids.dtype == np.bool_ or not np.issubdtype(ids.dtype, np.integer) or ids.ndim != 1:
             raise TypeError(f"env_ids must be a 1-D integer array, got dtype {ids.dtype} shape {ids.shape}")
         actions = _actions_array(actions, ids.shape[0])

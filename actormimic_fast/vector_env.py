@@ -15,6 +15,7 @@ import numpy as np
 from gymnasium import spaces
 from gymnasium.vector import AutoresetMode, VectorEnv
 
+from .checks import UINT64_MAX, check_int
 from .env import MultiGameEnvPool, PoolStep
 from .games import NUM_ACTIONS
 
@@ -40,10 +41,13 @@ class MultiGameVectorEnv(VectorEnv):
         self.action_space = spaces.MultiDiscrete(np.full(self.num_envs, NUM_ACTIONS))
 
     def reset(self, *, seed: int | None = None, options: dict | None = None):
+        if seed is not None:  # checked before the old pool is closed, so a bad seed leaves this env usable
+            check_int("seed", seed, 0, UINT64_MAX)
         super().reset(seed=seed)
         if seed is not None:  # the pool's seed is fixed at construction: rebuild it
+            pool = MultiGameEnvPool(self._games, self._envs_per_game, **dict(self._pool_kwargs, seed=seed))
             self.pool.close()
-            self.pool = MultiGameEnvPool(self._games, self._envs_per_game, **dict(self._pool_kwargs, seed=seed))
+            self.pool = pool
         out = self.pool.reset()
         return out.obs.copy(), self._infos(out)
 

@@ -266,12 +266,14 @@ def test_opcheck(device):
     ]
     for args in samples:
         torch.library.opcheck(OP, args)
+        torch.library.opcheck(OP, (*args, "none", True))  # check mode
     for reduction in ("mean", "sum"):
         torch.library.opcheck(OP, (student.clone().requires_grad_(), teacher, mask, None, 1.0, reduction))
         torch.library.opcheck(OP, (table_student, table_teacher.clone().requires_grad_(), table, game_id, 1.0,
                                    reduction))
     for reduction in ("none", "mean"):
         torch.library.opcheck(AND_GRAD_OP, (student, teacher, mask, None, 1.0, reduction))
+        torch.library.opcheck(AND_GRAD_OP, (student, teacher, mask, None, 1.0, reduction, True))
     dloss_dlogits = torch.randn(12, A, device=device)
     torch.library.opcheck(SCALE_GRAD_OP, (dloss_dlogits, torch.randn(12, device=device), "none", torch.float16))
     torch.library.opcheck(SCALE_GRAD_OP, (dloss_dlogits, torch.randn((), device=device), "mean", torch.float32))
@@ -325,9 +327,16 @@ def test_cpu_result_independent_of_thread_count():
 
 @pytest.mark.cuda
 @pytest.mark.skipif(not HAS_CUDA, reason="needs a CUDA GPU")
-def test_cuda_graph_capture_skips_the_host_check():
+def test_cuda_graph_capture_of_forward_and_backward():
+    """No host read-back by default: forward and backward capture in a CUDA graph, and a row without a legal
+    action is NaN there as everywhere; check=True refuses capture instead of skipping its check."""
     student, teacher, mask, game_id = make_inputs("cuda", form="table")
+    mask = mask.clone()
+    mask[3] = False
+    game_id[5] = 3
+    student = student.clone().requires_grad_()
     expected = ops.masked_softmax_xent(student, teacher, mask, game_id=game_id)
+    (expected_grad,) = torch.autograd.grad(expected.nan_to_num().sum(), student)
     stream = torch.cuda.Stream()
     stream.wait_stream(torch.cuda.current_stream())
     with torch.cuda.stream(stream):
@@ -336,36 +345,74 @@ def test_cuda_graph_capture_skips_the_host_check():
     graph = torch.cuda.CUDAGraph()
     with torch.cuda.graph(graph):
         captured = ops.masked_softmax_xent(student, teacher, mask, game_id=game_id)
+        (captured_grad,) = torch.autograd.grad(captured.nan_to_num().sum(), student)
     graph.replay()
     torch.cuda.synchronize()
-    torch.testing.assert_close(captured, expected, rtol=0, atol=0)
+    torch.testing.assert_close(captured, expected, rtol=0, atol=0, equal_nan=True)
+    torch.testing.assert_close(captured_grad, expected_grad, rtol=0, atol=0, equal_nan=True)
+    assert torch.isnan(captured[5]).all() and torch.isnan(captured[game_id == 3]).all()
+    with pytest.raises(RuntimeError, match=r"check=True reads the row status back to the host, which is impossible"):
+        with torch.cuda.graph(torch.cuda.CUDAGraph()):
+            ops.masked_softmax_xent(student.detach(), teacher, mask, game_id=game_id, check=True)
 
 
 # ---- documented errors ------------------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize("device", DEVICES)
-def test_row_without_legal_action_raises_value_error(device):
+def test_row_without_legal_action_is_nan_or_raises_in_check_mode(device):
+    """The documented contract: no host read-back, so a row without a legal action gets a NaN loss and NaN
+    gradients (the other rows are untouched); check=True raises ValueError naming the row instead."""
     student, teacher, mask, _ = make_inputs(device, rows=10)
     mask = mask.clone()
     mask[6] = False
     with pytest.raises(ValueError, match=r"row 6 has no legal action: action_mask\[6\] is all False"):
-        ops.masked_softmax_xent(student, teacher, mask)
+        ops.masked_softmax_xent(student, teacher, mask, check=True)
+    s = student.clone().requires_grad_()
+    t = teacher.clone().requires_grad_()
+    loss = ops.masked_softmax_xent(s, t, mask)
+    loss.nan_to_num().sum().backward()
+    assert torch.isnan(loss[6]) and torch.isfinite(loss[torch.arange(10, device=device) != 6]).all()
+    assert torch.isnan(s.grad[6]).all() and torch.isnan(t.grad[6]).all()
+    assert torch.isfinite(s.grad[:6]).all() and torch.isfinite(s.grad[7:]).all()
+    for reduction in ("mean", "sum"):
+        assert torch.isnan(ops.masked_softmax_xent(student, teacher, mask, reduction=reduction))
     table = torch.ones(3, A, dtype=torch.bool, device=device)
     table[2] = False
     game_id = torch.tensor([0, 1, 0, 2, 2], device=device)
     with pytest.raises(ValueError, match=r"row 3 has no legal action: its game, game_id\[3\] = 2"):
-        ops.masked_softmax_xent(student[:5], teacher[:5], table, game_id=game_id)
+        ops.masked_softmax_xent(student[:5], teacher[:5], table, game_id=game_id, check=True)
+    loss = ops.masked_softmax_xent(student[:5], teacher[:5], table, game_id=game_id)
+    assert torch.isnan(loss[3:]).all() and torch.isfinite(loss[:3]).all()
 
 
 @pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("bad", [3, -1])
-def test_game_id_out_of_range_raises_index_error(device, bad):
+def test_game_id_out_of_range_is_nan_or_raises_index_error_in_check_mode(device, bad):
     student, teacher, _, _ = make_inputs(device, rows=5)
     table = torch.ones(3, A, dtype=torch.bool, device=device)
     game_id = torch.tensor([0, 1, bad, 2, bad], device=device)
     with pytest.raises(IndexError, match=rf"game_id\[2\] = {bad} is out of range for an action_mask table of 3"):
-        ops.masked_softmax_xent(student, teacher, table, game_id=game_id)
+        ops.masked_softmax_xent(student, teacher, table, game_id=game_id, check=True)
+    s = student.clone().requires_grad_()
+    loss = ops.masked_softmax_xent(s, teacher, table, game_id=game_id)
+    loss.nan_to_num().sum().backward()
+    assert torch.isnan(loss[[2, 4]]).all() and torch.isfinite(loss[[0, 1, 3]]).all()
+    assert torch.isnan(s.grad[[2, 4]]).all() and torch.isfinite(s.grad[[0, 1, 3]]).all()
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_check_mode_gives_the_same_result_on_valid_rows(device):
+    student, teacher, mask, game_id = make_inputs(device, form="table")
+    for reduction in ("none", "mean"):
+        for teacher_grad in (False, True):
+            got = op_and_grads(student, teacher, mask, game_id, 0.5, torch.ones(len(student), device=device))
+            s = student.clone().requires_grad_()
+            t = teacher.clone().requires_grad_(teacher_grad)
+            checked = ops.masked_softmax_xent(s, t, mask, 0.5, game_id=game_id, check=True)
+            checked.sum().backward()
+            torch.testing.assert_close(checked, got[0], rtol=0, atol=0)
+            torch.testing.assert_close(s.grad, got[1], rtol=0, atol=0)
 
 
 @pytest.mark.parametrize("device", DEVICES)
@@ -409,11 +456,14 @@ def test_dtype_errors(device):
 
 
 @pytest.mark.parametrize("device", DEVICES)
-@pytest.mark.parametrize("tau", [0.0, -1.0, float("inf"), float("nan")])
+@pytest.mark.parametrize("tau", [0.0, -1.0, float("inf"), 1e-300, 1e39])
 def test_bad_tau_raises_value_error(device, tau):
     student, teacher, mask, _ = make_inputs(device, rows=4)
-    with pytest.raises(ValueError, match=r"tau must be a positive finite number, got"):
+    with pytest.raises(ValueError, match=r"tau must be a positive finite number in \[.*\] \(a normal float32, so "
+                                         r"that 1/tau is finite\), got"):
         ops.masked_softmax_xent(student, teacher, mask, tau)
+    with pytest.raises(ValueError, match=r"tau must be a positive finite number in"):
+        OP(student, teacher, mask, None, tau)
 
 
 def test_bad_reduction_raises_value_error():

@@ -1,6 +1,6 @@
 """One writer and several samplers on one ReplayMemory at the same time: no torn transition, ever.
 
-The heavy part runs in C++ (csrc/replay/replay_stress.h: frames whose every 8-byte word encodes
+The heavy part runs in C++ (csrc/testing/replay_stress.h: frames whose every 8-byte word encodes
 (env, t), a checker with its own copy of the rules); the Python test drives the public API from threads.
 """
 
@@ -118,6 +118,7 @@ def test_thread_sanitizer_build(tmp_path, request):
         pytest.skip("about a minute: run with -m slow")
     binary = tmp_path / "replay_stress_tsan"
     sources = sorted(str(p) for p in (ROOT / "csrc" / "replay").glob("*.cpp"))
+    sources.append(str(ROOT / "csrc" / "testing" / "replay_stress.cpp"))
     subprocess.run(["g++", "-std=c++20", "-O1", "-g", "-fsanitize=thread", "-pthread", f"-I{ROOT / 'csrc'}",
                     *sources, str(ROOT / "tests" / "cpp" / "replay_stress_main.cpp"), "-o", str(binary)],
                    check=True)

@@ -7,5 +7,6 @@ namespace actormimic_fast::bindings {
 
 void bind_env(pybind11::module_& m);
 void bind_replay(pybind11::module_& m);
+void bind_testing(pybind11::module_& m);
 
 }  // namespace actormimic_fast::bindings

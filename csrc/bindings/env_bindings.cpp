@@ -5,7 +5,6 @@
 
 #include "bindings/bindings.h"
 #include "env/multi_game_env_pool.h"
-#include "env/raw_emulator_benchmark.h"
 
 namespace py = pybind11;
 
@@ -128,10 +127,6 @@ void bind_env(py::module_& m) {
   m.def("simd_enabled", &env::simd_enabled, "Whether the frame ops use their AVX2 kernels.");
   m.def("set_simd_enabled", &env::set_simd_enabled, py::arg("enabled"),
         "Choose the AVX2 or the portable frame ops (identical results; for tests and benchmarks).");
-
-  m.def("raw_emulator_frames_per_second", &env::raw_emulator_frames_per_second, py::arg("rom_path"),
-        py::arg("num_threads"), py::arg("frames_per_thread"), py::arg("frame_skip") = 4, py::arg("seed") = 0,
-        py::call_guard<py::gil_scoped_release>());
 }
 
 }  // namespace actormimic_fast::bindings

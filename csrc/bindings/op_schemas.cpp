@@ -7,15 +7,16 @@
 TORCH_LIBRARY(actormimic_fast, m) {
   // Actor-Mimic policy loss: -sum over legal a of softmax(teacher_q / tau)_a log softmax(student_logits)_a per
   // row, then reduced ("none": [B], "mean" or "sum": a scalar). Reducing here keeps a training step's autograd
-  // graph at one node.
+  // graph at one node. A row without a legal action or with a game_id out of range has a NaN loss; check=True
+  // raises for it instead (ValueError / IndexError), at the price of one host read-back on CUDA.
   m.def("masked_softmax_xent(Tensor student_logits, Tensor teacher_q, Tensor action_mask, Tensor? game_id, "
-        "float tau, str reduction=\"none\") -> Tensor",
+        "float tau, str reduction=\"none\", bool check=False) -> Tensor",
         {at::Tag::pt2_compliant_tag});
   // The (reduced) loss and d loss_b / d student_logits[b] = softmax_legal(student_logits) - softmax_legal(teacher_q
   // / tau) ([B, A] in the loss dtype, 0 at illegal actions; not scaled by the reduction), from one pass: what the
   // CPU autograd kernel saves for the backward when only student_logits needs a gradient.
   m.def("masked_softmax_xent_and_grad(Tensor student_logits, Tensor teacher_q, Tensor action_mask, "
-        "Tensor? game_id, float tau, str reduction=\"none\") -> (Tensor, Tensor)",
+        "Tensor? game_id, float tau, str reduction=\"none\", bool check=False) -> (Tensor, Tensor)",
         {at::Tag::pt2_compliant_tag});
   // The student_logits gradient from masked_softmax_xent_and_grad's saved d loss / d logits and the loss's
   // upstream gradient grad_output (shaped like that reduced loss), in dtype (the inputs' dtype).

@@ -13,7 +13,6 @@
 
 #include "bindings/bindings.h"
 #include "replay/replay_memory.h"
-#include "replay/replay_stress.h"
 
 namespace py = pybind11;
 
@@ -230,46 +229,6 @@ void bind_replay(py::module_& m) {
       .def_property_readonly("life_loss_terminal",
                              [](const ReplayMemory& self) { return self.config().life_loss_terminal; })
       .def_property_readonly("guard", [](const ReplayMemory& self) { return self.config().guard; });
-
-  m.def(
-      "replay_stress_test",
-      [](int num_envs, int num_games, int64_t capacity_per_game, int guard, int stack, int n_step,
-         bool life_loss_terminal, int num_samplers, int sampler_threads, int64_t batch_size, int64_t min_samples,
-         double max_seconds, bool skip_overwrite_check, uint64_t seed) {
-        replay::StressSettings s;
-        s.num_envs = num_envs;
-        s.num_games = num_games;
-        s.capacity_per_game = capacity_per_game;
-        s.guard = guard;
-        s.stack = stack;
-        s.n_step = n_step;
-        s.life_loss_terminal = life_loss_terminal;
-        s.num_samplers = num_samplers;
-        s.sampler_threads = sampler_threads;
-        s.batch_size = batch_size;
-        s.min_samples = min_samples;
-        s.max_seconds = max_seconds;
-        s.skip_overwrite_check = skip_overwrite_check;
-        s.seed = seed;
-        replay::StressResult r;
-        {
-          py::gil_scoped_release release;
-          r = replay::replay_stress_test(s);
-        }
-        py::dict d;
-        d["samples"] = r.samples;
-        d["torn"] = r.torn;
-        d["records_written"] = r.records_written;
-        d["overwrite_redraws"] = r.overwrite_redraws;
-        d["seconds"] = r.seconds;
-        d["first_error"] = r.first_error;
-        return d;
-      },
-      py::arg("num_envs") = 4, py::arg("num_games") = 2, py::arg("capacity_per_game") = 128, py::arg("guard") = 0,
-      py::arg("stack") = 4, py::arg("n_step") = 3, py::arg("life_loss_terminal") = false, py::arg("num_samplers") = 2,
-      py::arg("sampler_threads") = 1, py::arg("batch_size") = 16, py::arg("min_samples") = 1000000,
-      py::arg("max_seconds") = 60.0, py::arg("skip_overwrite_check") = false, py::arg("seed") = 0,
-      "Runs a writer and checking samplers against one ReplayMemory (csrc/replay/replay_stress.h).");
 }
 
 }  // namespace actormimic_fast::bindings

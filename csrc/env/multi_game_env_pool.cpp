@@ -4,11 +4,14 @@
 #include <chrono>
 #include <cstring>
 #include <numeric>
+#include <optional>
 #include <sstream>
 #include <stdexcept>
 
+#include "ale/ale_interface.hpp"
 #include "ale/common/Log.hpp"
 #include "common/splitmix64.h"
+#include "version.hpp"
 
 namespace actormimic_fast::env {
 
@@ -46,6 +49,25 @@ void parallel_for(int count, int num_threads, Body body) {
   for (int t = 0; t < std::min(num_threads, count); ++t) threads.emplace_back(run);
   for (auto& t : threads) t.join();
   if (error) std::rethrow_exception(error);
+}
+
+// A ROM must be its game's: ALE recognises a ROM by its MD5 checksum only, so Breakout's ROM given for
+// "pong" would otherwise run Breakout under Pong's name (and ALE would exit() on an unknown ROM).
+void check_rom(const MultiGameEnvPool::Game& game) {
+  const std::string where = "could not load game '" + game.name + "' from ROM '" + game.rom_path + "': ";
+  std::optional<std::string> recognised;
+  try {
+    recognised = ale::ALEInterface::isSupportedROM(game.rom_path);
+  } catch (const std::exception& ex) {
+    throw std::runtime_error(where + ex.what());
+  }
+  if (!recognised) {
+    throw std::runtime_error(where + "its MD5 checksum is not one of the ROMs that ALE " ALE_VERSION " supports");
+  }
+  if (*recognised != game.name) {
+    throw std::invalid_argument("roms['" + game.name + "']: ROM '" + game.rom_path + "' is the ROM of '" +
+                                *recognised + "' by its MD5 checksum, not of '" + game.name + "'");
+  }
 }
 
 std::string join_actions(const std::vector<int>& actions) {
@@ -102,6 +124,7 @@ MultiGameEnvPool::MultiGameEnvPool(const std::vector<Game>& games, int envs_per_
     fail("repeat_action_probability must be in [0, 1], got " + std::to_string(config.repeat_action_probability));
 
   ale::Logger::setMode(ale::Logger::Error);  // ALE's banner and ROM notices would flood stderr
+  for (const Game& game : games_) check_rom(game);
   envs_.resize(num_envs);
   game_ids_.resize(num_envs);
   for (int e = 0; e < num_envs; ++e) {

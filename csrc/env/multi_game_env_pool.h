@@ -60,7 +60,8 @@ class MultiGameEnvPool {
   };
 
   /// Builds games.size() * envs_per_game envs (env i plays game i / envs_per_game), loading ROMs on
-  /// the worker threads; throws std::invalid_argument for bad sizes, std::runtime_error for bad ROMs.
+  /// the worker threads; throws std::invalid_argument for bad sizes or a ROM that ALE knows as another
+  /// game's (by MD5), std::runtime_error for unreadable or unknown ROMs.
   MultiGameEnvPool(const std::vector<Game>& games, int envs_per_game, int num_threads, int batch_size,
                    uint64_t seed, const EnvConfig& config, bool invalid_action_to_noop);
   ~MultiGameEnvPool();

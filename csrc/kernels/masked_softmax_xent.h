@@ -10,8 +10,12 @@
 // Masking convention: legal(b, a) = action_mask[b, a] (per-row mask [B, A]) or action_mask[game_id[b], a]
 // (per-game table [G, A]). Values outside L are never read into the arithmetic, so garbage there (inf,
 // NaN) is ignored, and their gradients are exactly 0. A row with an empty L, or a game_id outside
-// [0, G), has no loss: the forward reports it (ValueError / IndexError) and writes NaN for that row; the
-// backward (its inputs already validated by the forward) writes NaN gradients for it.
+// [0, G), has no loss: the forward writes NaN for it and the backward NaN gradients. No backend reads a value
+// back to the host to decide anything (a CUDA forward and backward never synchronize): the op's check=True
+// mode alone collects such rows in an XentStatus and raises for the first (ValueError / IndexError), and
+// static per-game tables are meant to be validated once where they are made (ops.check_action_masks).
+// tau is a normal float32 (checked on the host), so t = teacher_q / tau only overflows for teacher values
+// beyond float32's range times tau; such a row's loss is NaN.
 // Stability trick: with m_s = max s, Z_s = sum exp(s - m_s) in [1, |L|], and m_t, Z_t likewise,
 //   loss_b = log Z_s + sum_a q_a (m_s - s_a),   q_a = exp(t_a - m_t) / Z_t,
 // a sum of non-negative terms: no exp overflows and nothing cancels, so logits of +-1e4 give a loss
@@ -20,8 +24,9 @@
 // float32/float16/bfloat16 inputs and float64 for float64; the loss is returned in that math type.
 //
 // Data flow: the op glue (masked_softmax_xent_cpu.cpp, cuda/masked_softmax_xent_cuda.cpp) checks the
-// tensors (masked_softmax_xent_args.h) and fills the plain structs below; the CPU loops and the CUDA
-// kernels read only these, so the .cu file needs no torch header. Both backends are stateless and
+// tensors (masked_softmax_xent_args.h) and fills the plain structs below; the CPU tile kernels
+// (masked_softmax_xent_cpu_kernel.h) and the CUDA kernels read only these, so neither kernel file needs a
+// torch tensor or dispatcher header (the .cu file includes no torch header at all). Both backends are stateless and
 // thread-safe: every call owns its outputs. The backward kernel recomputes the row statistics from the
 // inputs; on CPU the autograd kernel (masked_softmax_xent_autograd.cpp) instead keeps the forward's p - q
 // when only the student gradient is needed, and the backward is then one scaling of it.
@@ -56,8 +61,8 @@ struct XentInputs {
   double tau = 1.0;
 };
 
-// Rows the forward could not compute; a field is kNoRow when no row failed. Written by atomic min, so
-// each holds the first offending row whatever the schedule.
+// Rows the forward could not compute (check mode only); a field is kNoRow when no row failed. Written by
+// atomic min, so each holds the first offending row whatever the schedule.
 struct XentStatus {
   static constexpr unsigned long long kNoRow = ~0ull;
   unsigned long long first_row_without_legal_action = kNoRow;
@@ -73,8 +78,8 @@ struct XentGradients {
   void* grad_teacher_q = nullptr;       // [B, A] contiguous, or nullptr to skip
 };
 
-/// Launches the forward on `stream`: loss[b] for every row and failed rows into device `status`
-/// (which the caller initialises to kNoRow). Returns without launching when rows == 0.
+/// Launches the forward on `stream`: loss[b] for every row (NaN for failed rows) and, when `status` is not
+/// null, failed rows into that device XentStatus (initialised to kNoRow by the caller). No launch when rows == 0.
 void launch_masked_softmax_xent_forward(const XentInputs& in, void* loss, XentStatus* status, CUstream_st* stream);
 
 /// Launches the backward on `stream`, recomputing the row statistics from the inputs.

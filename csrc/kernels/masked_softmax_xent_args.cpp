@@ -3,6 +3,7 @@
 #include <c10/util/Exception.h>
 
 #include <cmath>
+#include <limits>
 
 namespace actormimic_fast::kernels {
 
@@ -74,7 +75,12 @@ CheckedXentInputs check_xent_inputs(const at::Tensor& student_logits, const at::
                       "action_mask must have the shape of student_logits ", student_logits.sizes(),
                       " when game_id is None, got ", action_mask.sizes());
   }
-  TORCH_CHECK_VALUE(std::isfinite(tau) && tau > 0, kOp, "tau must be a positive finite number, got ", tau);
+  // The kernels divide by tau in float32: tau must be a normal float32, so that neither tau nor 1/tau
+  // overflows or is flushed to zero.
+  TORCH_CHECK_VALUE(std::isfinite(tau) && tau >= std::numeric_limits<float>::min() &&
+                        tau <= std::numeric_limits<float>::max(),
+                    kOp, "tau must be a positive finite number in [", std::numeric_limits<float>::min(), ", ",
+                    std::numeric_limits<float>::max(), "] (a normal float32, so that 1/tau is finite), got ", tau);
 
   CheckedXentInputs out;
   out.student_logits = unit_column_stride(student_logits);

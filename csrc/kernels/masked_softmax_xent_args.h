@@ -1,7 +1,8 @@
 // Argument checks shared by the CPU and CUDA glue of masked_softmax_xent: every error names the argument
 // and its actual shape, dtype, device or value; the checked tensors are packed into the raw-pointer
-// structs of masked_softmax_xent.h. Host-side only: data-dependent checks (empty rows, game ids) are
-// done by each backend while it computes.
+// structs of masked_softmax_xent.h. Host-side metadata only (no tensor value is read): data-dependent
+// checks (empty rows, game ids) are done by each backend while it computes, and raised by
+// raise_for_status only in check mode.
 #pragma once
 
 #include <ATen/core/Tensor.h>
@@ -43,7 +44,7 @@ at::Tensor reduce_loss(const at::Tensor& loss, Reduction reduction);
 void check_scale_grad_inputs(const at::Tensor& dloss_dlogits, const at::Tensor& grad_output, Reduction reduction,
                              at::ScalarType dtype);
 
-/// Raises the documented error for the first failed row the backend reported, if any.
+/// Raises the documented error for the first failed row the backend reported, if any (check mode).
 void raise_for_status(const XentStatus& status, const CheckedXentInputs& inputs);
 
 }  // namespace actormimic_fast::kernels

@@ -1,414 +1,45 @@
-// CPU backend of masked_softmax_xent (math and conventions in masked_softmax_xent.h). Rows are independent:
-// at::parallel_for splits the batch into chunks, each chunk walks it in tiles of 8 rows that are read once
-// (gather: each action's 8 values assembled in a register, the legal actions from one bitmask per row),
-// computed as SIMD vectors and written once. The forward can also write d loss / d logits = p - q, which the
-// autograd kernel keeps so that the backward needs no exps. Failed rows are collected with an atomic min and
-// raised on the caller's thread after the parallel loop, so no exception crosses a worker. Results do not
-// depend on the thread count.
+// CPU backend of masked_softmax_xent: the torch glue around the SIMD tile kernels of
+// masked_softmax_xent_cpu_kernel.h (math and conventions in masked_softmax_xent.h). Checks the tensors,
+// allocates the outputs and runs the tiles under at::parallel_for, chunks of whole tiles per thread, so
+// results do not depend on the thread count. Rows without a legal action or with a game_id out of range get
+// a NaN loss; with check=True the first such row is raised (ValueError / IndexError) on the caller's thread
+// after the parallel loop, so no exception crosses a worker. Like the CUDA backend it never reads values
+// back for a decision unless check=True, so both devices follow one contract.
 #include <ATen/ATen.h>
 #include <ATen/OpMathType.h>
 #include <ATen/Parallel.h>
 #include <torch/library.h>
 
-#include <algorithm>
-#include <atomic>
-#include <cmath>
-#include <cstring>
-#include <limits>
+#include <optional>
+#include <string_view>
 #include <tuple>
 
 #include "kernels/masked_softmax_xent.h"
 #include "kernels/masked_softmax_xent_args.h"
+#include "kernels/masked_softmax_xent_cpu_kernel.h"
 
 namespace actormimic_fast::kernels {
 
 namespace {
 
-// Rows are processed in tiles of kTileRows rows transposed to [action][row]: one SIMD vector (GCC/Clang
-// vector extensions) holds one action of every row of the tile, so the math runs on whole vectors with
-// no per-row reduction and no branch on the mask (selects are vector blends).
-constexpr int kTileRows = 8;          // 8 floats: one AVX2 register
 constexpr int64_t kGrainRows = 1024;  // about 30 us of work: smaller batches stay on the caller's thread
-constexpr int64_t kMaxTableGames = 256;  // per-game mask tables up to this size are turned into bits once
 
-// On x86-64 the tile math is compiled for AVX-512, AVX2 and the baseline, picked at load time.
-#if defined(__x86_64__) && defined(__GNUC__)
-#define ACTORMIMIC_VECTOR_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
-#else
-#define ACTORMIMIC_VECTOR_CLONES
-#endif
-#define ACTORMIMIC_INLINE inline __attribute__((always_inline))
-// Vectors are only returned from always-inlined functions, so the ABI of returning them by value (what
-// -Wpsabi warns about) never matters here.
-#pragma GCC diagnostic ignored "-Wpsabi"
-
-// Vec: one value per tile row; Mask: the result of comparing two Vecs (all ones where true).
-template <typename acc_t>
-struct Simd;
-template <>
-struct Simd<float> {
-  typedef float Vec __attribute__((vector_size(kTileRows * sizeof(float))));
-  typedef int32_t Mask __attribute__((vector_size(kTileRows * sizeof(float))));
-};
-template <>
-struct Simd<double> {
-  typedef double Vec __attribute__((vector_size(kTileRows * sizeof(double))));
-  typedef int64_t Mask __attribute__((vector_size(kTileRows * sizeof(double))));
-};
-template <typename acc_t>
-using Vec = typename Simd<acc_t>::Vec;
-template <typename acc_t>
-using Mask = typename Simd<acc_t>::Mask;
-
-template <typename acc_t>
-ACTORMIMIC_INLINE Vec<acc_t> splat(acc_t value) {
-  return Vec<acc_t>{} + value;
-}
-
-void atomic_min(std::atomic<unsigned long long>& target, unsigned long long value) {
-  unsigned long long seen = target.load(std::memory_order_relaxed);
-  while (value < seen && !target.compare_exchange_weak(seen, value, std::memory_order_relaxed)) {
-  }
-}
-
-// exp(x) for the x = v - max(v) <= 0 of a softmax, lane-wise: Cody-Waite reduction x = n ln2 + r with
-// |r| <= ln2 / 2, and Cephes' polynomial for exp(r) (within 1e-7 relative of exp). Below -87.3
-// (-inf included) it is exactly 0; NaN stays NaN.
-ACTORMIMIC_INLINE Vec<float> exp_nonpositive(const Vec<float>& x) {
-  using V = Vec<float>;
-  constexpr float kMin = -87.3f;                // exp(kMin) is still a normal float
-  constexpr float kLog2e = 1.44269504088896341f;
-  constexpr float kLn2Hi = 0.693359375f;        // ln 2 = kLn2Hi + kLn2Lo, kLn2Hi exact in 9 bits
-  constexpr float kLn2Lo = -2.12194440e-4f;
-  constexpr float kRoundNearest = 12582912.0f;  // 1.5 * 2^23: (y + k) - k rounds y to an integer
-  const V xc = x >= kMin ? x : splat(kMin);     // NaN -> kMin too, so the int conversion is defined
-  const V n = (xc * kLog2e + kRoundNearest) - kRoundNearest;
-  const V r = (xc - n * kLn2Hi) - n * kLn2Lo;
-  V poly = splat(1.9875691500e-4f);
-  poly = poly * r + 1.3981999507e-3f;
-  poly = poly * r + 8.3334519073e-3f;
-  poly = poly * r + 4.1665795894e-2f;
-  poly = poly * r + 1.6666665459e-1f;
-  poly = poly * r + 5.0000001201e-1f;
-  poly = poly * r * r + r + 1.0f;
-  const V two_n = reinterpret_cast<V>((__builtin_convertvector(n, Mask<float>) + 127) << 23);
-  const V value = x != x ? x : poly * two_n;
-  return x < kMin ? splat(0.0f) : value;
-}
-
-ACTORMIMIC_INLINE Vec<double> exp_nonpositive(const Vec<double>& x) {
-  Vec<double> y;
-  for (int r = 0; r < kTileRows; ++r) y[r] = std::exp(x[r]);
-  return y;
-}
-
-// One log per row: cheap next to the exps, so plain std::log per lane.
-template <typename V>
-ACTORMIMIC_INLINE V log_lanes(const V& x) {
-  V y;
-  for (int r = 0; r < kTileRows; ++r) y[r] = std::log(x[r]);
-  return y;
-}
-
-// A tile of rows as columns: s[a][r] for action a of row r; illegal entries hold -inf (the softmax
-// identity) and padding or failed rows one legal action of value 0, so every lane stays finite.
-template <typename acc_t>
-struct Tile {
-  using V = Vec<acc_t>;
-  int rows = 0;             // real rows in this tile
-  Mask<acc_t> legal[kMaxActions];
-  V s[kMaxActions];         // student logits
-  V t[kMaxActions];         // teacher_q, then teacher_q / tau
-  V e_s[kMaxActions];       // exp(s - m_s)
-  V e_t[kMaxActions];       // exp(t - m_t)
-  V max_s, max_t, sum_s, sum_t;
-  bool failed[kTileRows];   // the row's game id is out of range or it has no legal action
-};
-
-// First failed rows of a call (see XentStatus).
-struct FailedRows {
-  std::atomic<unsigned long long> bad_game{XentStatus::kNoRow};
-  std::atomic<unsigned long long> no_legal{XentStatus::kNoRow};
-};
-
-// Bit a set when action a of this mask row is legal; 8 bools at a time (each nonzero byte to 1, then one
-// multiply moves byte i's bit to bit 56 + i without carries).
-ACTORMIMIC_INLINE uint32_t legal_bits(const bool* mask_row, int actions) {
-  const auto* bytes = reinterpret_cast<const unsigned char*>(mask_row);
-  constexpr uint64_t kLow7 = 0x7f7f7f7f7f7f7f7full;
-  uint32_t bits = 0;
-  int a = 0;
-  for (; a + 8 <= actions; a += 8) {
-    uint64_t chunk;
-    std::memcpy(&chunk, bytes + a, sizeof(chunk));
-    chunk = ((((chunk & kLow7) + kLow7) | chunk) >> 7) & 0x0101010101010101ull;
-    bits |= static_cast<uint32_t>((chunk * 0x0102040810204080ull) >> 56) << a;
-  }
-  for (; a < actions; ++a) bits |= static_cast<uint32_t>(bytes[a] != 0) << a;
-  return bits;
-}
-
-// Action a of the 8 rows as one vector, converted to the math type.
-template <typename acc_t, typename scalar_t>
-ACTORMIMIC_INLINE Vec<acc_t> load_column(const scalar_t* const (&rows)[kTileRows], int a) {
-  static_assert(kTileRows == 8, "one initializer per tile row");
-  return Vec<acc_t>{static_cast<acc_t>(rows[0][a]), static_cast<acc_t>(rows[1][a]), static_cast<acc_t>(rows[2][a]),
-                    static_cast<acc_t>(rows[3][a]), static_cast<acc_t>(rows[4][a]), static_cast<acc_t>(rows[5][a]),
-                    static_cast<acc_t>(rows[6][a]), static_cast<acc_t>(rows[7][a])};
-}
-
-// Reads rows [begin, begin + tile.rows) into the tile; records failed rows. `game_bits` holds the legal bits
-// of each game of a small per-game table (nullptr: read the mask rows).
-template <typename scalar_t, typename acc_t>
-ACTORMIMIC_INLINE void gather(const XentInputs& in, const uint32_t* game_bits, int64_t begin, Tile<acc_t>& tile,
-                              FailedRows& failed_rows) {
-  using V = Vec<acc_t>;
-  using M = Mask<acc_t>;
-  static const scalar_t kZeros[kMaxActions] = {};
-  const scalar_t* student[kTileRows];
-  const scalar_t* teacher[kTileRows];
-  M bits;
-  for (int r = 0; r < kTileRows; ++r) {
-    const int64_t b = begin + r;
-    bool ok = r < tile.rows;
-    uint32_t row_bits = 0;
-    if (ok) {
-      int64_t mask_row = b;
-      if (in.game_id32 != nullptr) mask_row = in.game_id32[b * in.game_id_stride];
-      if (in.game_id64 != nullptr) mask_row = in.game_id64[b * in.game_id_stride];
-      if (mask_row < 0 || mask_row >= in.mask_rows) {
-        atomic_min(failed_rows.bad_game, b);
-        ok = false;
-      } else {
-        row_bits = game_bits != nullptr ? game_bits[mask_row]
-                                        : legal_bits(in.action_mask + mask_row * in.mask_row_stride, in.actions);
-        if (row_bits == 0) {
-          atomic_min(failed_rows.no_legal, b);
-          ok = false;
-        }
-      }
-    }
-    tile.failed[r] = !ok;
-    student[r] = ok ? static_cast<const scalar_t*>(in.student_logits) + b * in.student_row_stride : kZeros;
-    teacher[r] = ok ? static_cast<const scalar_t*>(in.teacher_q) + b * in.teacher_row_stride : kZeros;
-    bits[r] = ok ? row_bits : 1;
-  }
-  const V neg_inf = splat(-std::numeric_limits<acc_t>::infinity());
-  for (int a = 0; a < in.actions; ++a) {
-    const M legal = ((bits >> a) & 1) != 0;
-    tile.legal[a] = legal;
-    // A select, not arithmetic: illegal values (inf, NaN in the teacher) are replaced, never computed with.
-    tile.s[a] = legal ? load_column<acc_t>(student, a) : neg_inf;
-    tile.t[a] = legal ? load_column<acc_t>(teacher, a) : neg_inf;
-  }
-}
-
-// Row statistics of the stability trick for the 8 rows at once: m_s, m_t, Z_s, Z_t and the exps.
-template <typename acc_t>
-ACTORMIMIC_INLINE void tile_statistics(Tile<acc_t>& tile, int actions, acc_t tau) {
-  using V = Vec<acc_t>;
-  V max_s = splat(-std::numeric_limits<acc_t>::infinity());
-  V max_t = max_s;
-  for (int a = 0; a < actions; ++a) {
-    tile.t[a] = tile.t[a] / tau;
-    max_s = tile.s[a] > max_s ? tile.s[a] : max_s;
-    max_t = tile.t[a] > max_t ? tile.t[a] : max_t;
-  }
-  V sum_s = splat<acc_t>(0), sum_t = splat<acc_t>(0);
-  for (int a = 0; a < actions; ++a) {
-    tile.e_s[a] = exp_nonpositive(tile.s[a] - max_s);
-    tile.e_t[a] = exp_nonpositive(tile.t[a] - max_t);
-    sum_s += tile.e_s[a];
-    sum_t += tile.e_t[a];
-  }
-  tile.max_s = max_s;
-  tile.max_t = max_t;
-  tile.sum_s = sum_s;
-  tile.sum_t = sum_t;
-}
-
-// E_q[s] - pivot = sum_a q_a (s_a - pivot), over legal actions (at illegal ones q = 0 but s = -inf).
-template <typename acc_t>
-ACTORMIMIC_INLINE Vec<acc_t> teacher_mean_minus(const Tile<acc_t>& tile, int actions, const Vec<acc_t>& pivot) {
-  using V = Vec<acc_t>;
-  const V zero = splat<acc_t>(0);
-  V weighted = zero;
-  for (int a = 0; a < actions; ++a) weighted += tile.legal[a] ? tile.e_t[a] * (tile.s[a] - pivot) : zero;
-  return weighted / tile.sum_t;
-}
-
-// loss = log Z_s + (m_s - E_q[s]): both terms >= 0.
-template <typename acc_t>
-ACTORMIMIC_INLINE void tile_forward(Tile<acc_t>& tile, int actions, acc_t tau, Vec<acc_t>& loss) {
-  tile_statistics(tile, actions, tau);
-  loss = log_lanes(tile.sum_s) - teacher_mean_minus(tile, actions, tile.max_s);
-}
-
-// d loss / d s = g (p - q); d loss / d teacher_q = -(g / tau) q (s - E_q[s]) (log p + loss = s - E_q[s]);
-// both 0 at illegal actions.
-template <typename acc_t>
-ACTORMIMIC_INLINE void tile_backward(Tile<acc_t>& tile, int actions, acc_t tau, const Vec<acc_t>& grad_loss,
-                                     bool teacher_grad, Vec<acc_t> (&grad_s)[kMaxActions],
-                                     Vec<acc_t> (&grad_t)[kMaxActions]) {
-  using V = Vec<acc_t>;
-  const V zero = splat<acc_t>(0);
-  tile_statistics(tile, actions, tau);
-  const V inv_sum_s = acc_t(1) / tile.sum_s;
-  const V inv_sum_t = acc_t(1) / tile.sum_t;
-  for (int a = 0; a < actions; ++a) {
-    const V p = tile.e_s[a] * inv_sum_s;
-    const V q = tile.e_t[a] * inv_sum_t;
-    grad_s[a] = tile.legal[a] ? grad_loss * (p - q) : zero;
-  }
-  if (!teacher_grad) return;
-  // Pivot on s at the teacher's argmax: when q is nearly one-hot, s_a - E_q[s] for that action is then a
-  // sum of small terms instead of a difference of two large ones.
-  V pivot = zero;
-  for (int a = 0; a < actions; ++a) pivot = tile.t[a] == tile.max_t ? tile.s[a] : pivot;
-  const V mean_gap = teacher_mean_minus(tile, actions, pivot);
-  const V grad_over_tau = grad_loss / tau;
-  for (int a = 0; a < actions; ++a) {
-    const V q = tile.e_t[a] * inv_sum_t;
-    grad_t[a] = tile.legal[a] ? -grad_over_tau * q * ((tile.s[a] - pivot) - mean_gap) : zero;
-  }
-}
-
-// The forward over tiles [tile_begin, tile_end): loss per row and, when `grad` is set, p - q per row.
-template <typename scalar_t>
-ACTORMIMIC_INLINE void forward_tiles(const XentInputs& in, const uint32_t* game_bits, int64_t tile_begin,
-                                     int64_t tile_end, at::opmath_type<scalar_t>* loss,
-                                     at::opmath_type<scalar_t>* grad, FailedRows& failed_rows) {
-  using acc_t = at::opmath_type<scalar_t>;
-  using V = Vec<acc_t>;
-  constexpr acc_t kNaN = std::numeric_limits<acc_t>::quiet_NaN();
-  const int actions = in.actions;
-  const acc_t tau = static_cast<acc_t>(in.tau);
-  Tile<acc_t> tile;
-  V tile_loss;
-  V grad_s[kMaxActions];
-  for (int64_t i = tile_begin; i < tile_end; ++i) {
-    const int64_t begin = i * kTileRows;
-    tile.rows = static_cast<int>(std::min<int64_t>(kTileRows, in.rows - begin));
-    gather<scalar_t>(in, game_bits, begin, tile, failed_rows);
-    tile_forward(tile, actions, tau, tile_loss);
-    for (int r = 0; r < tile.rows; ++r) loss[begin + r] = tile.failed[r] ? kNaN : tile_loss[r];
-    if (grad == nullptr) continue;
-    // The backward's d loss / d s for a unit upstream gradient: the same float operations, so scaling it by
-    // grad_loss later gives the backward kernel's result bit for bit.
-    const V zero = splat<acc_t>(0);
-    const V inv_sum_s = acc_t(1) / tile.sum_s;
-    const V inv_sum_t = acc_t(1) / tile.sum_t;
-    for (int a = 0; a < actions; ++a) {
-      grad_s[a] = tile.legal[a] ? tile.e_s[a] * inv_sum_s - tile.e_t[a] * inv_sum_t : zero;
-    }
-    for (int r = 0; r < tile.rows; ++r) {
-      acc_t* out = grad + (begin + r) * actions;
-      for (int a = 0; a < actions; ++a) out[a] = tile.failed[r] ? kNaN : grad_s[a][r];
-    }
-  }
-}
-
-template <typename scalar_t>
-ACTORMIMIC_INLINE void backward_tiles(const XentInputs& in, const uint32_t* game_bits, const XentGradients& grads,
-                                      int64_t tile_begin, int64_t tile_end) {
-  using acc_t = at::opmath_type<scalar_t>;
-  constexpr acc_t kNaN = std::numeric_limits<acc_t>::quiet_NaN();
-  const auto* grad_loss = static_cast<const acc_t*>(grads.grad_loss);
-  auto* grad_student = static_cast<scalar_t*>(grads.grad_student_logits);
-  auto* grad_teacher = static_cast<scalar_t*>(grads.grad_teacher_q);
-  const bool teacher_grad = grad_teacher != nullptr;
-  const int actions = in.actions;
-  // The forward validated these inputs; a failed row here can only come from calling this op directly.
-  FailedRows ignored;
-  Tile<acc_t> tile;
-  Vec<acc_t> g{};
-  Vec<acc_t> grad_s[kMaxActions];
-  Vec<acc_t> grad_t[kMaxActions];
-  for (int64_t i = tile_begin; i < tile_end; ++i) {
-    const int64_t begin = i * kTileRows;
-    tile.rows = static_cast<int>(std::min<int64_t>(kTileRows, in.rows - begin));
-    gather<scalar_t>(in, game_bits, begin, tile, ignored);
-    for (int r = 0; r < tile.rows; ++r) g[r] = grad_loss[(begin + r) * grads.grad_loss_stride];
-    tile_backward(tile, actions, static_cast<acc_t>(in.tau), g, teacher_grad, grad_s, grad_t);
-    for (int r = 0; r < tile.rows; ++r) {
-      scalar_t* out_s = grad_student + (begin + r) * actions;
-      for (int a = 0; a < actions; ++a) out_s[a] = static_cast<scalar_t>(tile.failed[r] ? kNaN : grad_s[a][r]);
-      if (!teacher_grad) continue;
-      scalar_t* out_t = grad_teacher + (begin + r) * actions;
-      for (int a = 0; a < actions; ++a) out_t[a] = static_cast<scalar_t>(tile.failed[r] ? kNaN : grad_t[a][r]);
-    }
-  }
-}
-
-// The entry points, one per dtype, each compiled once per instruction set (gather and math inlined).
-#define ACTORMIMIC_TILE_ENTRY_POINTS(suffix, scalar_t)                                                          \
-  ACTORMIMIC_VECTOR_CLONES void forward_tiles_##suffix(                                                         \
-      const XentInputs& in, const uint32_t* game_bits, int64_t tile_begin, int64_t tile_end,                    \
-      at::opmath_type<scalar_t>* loss, at::opmath_type<scalar_t>* grad, FailedRows& failed_rows) {              \
-    forward_tiles<scalar_t>(in, game_bits, tile_begin, tile_end, loss, grad, failed_rows);                      \
-  }                                                                                                             \
-  ACTORMIMIC_VECTOR_CLONES void backward_tiles_##suffix(const XentInputs& in, const uint32_t* game_bits,       \
-                                                        const XentGradients& grads, int64_t tile_begin,         \
-                                                        int64_t tile_end) {                                     \
-    backward_tiles<scalar_t>(in, game_bits, grads, tile_begin, tile_end);                                       \
-  }                                                                                                             \
-  void forward_tiles_any(scalar_t /*tag*/, const XentInputs& in, const uint32_t* game_bits, int64_t tile_begin, \
-                         int64_t tile_end, at::opmath_type<scalar_t>* loss, at::opmath_type<scalar_t>* grad,    \
-                         FailedRows& failed_rows) {                                                             \
-    forward_tiles_##suffix(in, game_bits, tile_begin, tile_end, loss, grad, failed_rows);                       \
-  }                                                                                                             \
-  void backward_tiles_any(scalar_t /*tag*/, const XentInputs& in, const uint32_t* game_bits,                   \
-                          const XentGradients& grads, int64_t tile_begin, int64_t tile_end) {                   \
-    backward_tiles_##suffix(in, game_bits, grads, tile_begin, tile_end);                                        \
-  }
-ACTORMIMIC_TILE_ENTRY_POINTS(f32, float)
-ACTORMIMIC_TILE_ENTRY_POINTS(f16, c10::Half)
-ACTORMIMIC_TILE_ENTRY_POINTS(bf16, c10::BFloat16)
-ACTORMIMIC_TILE_ENTRY_POINTS(f64, double)
-#undef ACTORMIMIC_TILE_ENTRY_POINTS
-
-// Legal bits of every game of a small per-game table, or nullptr (gather then reads the mask rows).
-const uint32_t* table_bits(const XentInputs& in, uint32_t (&storage)[kMaxTableGames]) {
-  const bool is_table = in.game_id32 != nullptr || in.game_id64 != nullptr;
-  if (!is_table || in.mask_rows > kMaxTableGames) return nullptr;
-  for (int64_t game = 0; game < in.mask_rows; ++game) {
-    storage[game] = legal_bits(in.action_mask + game * in.mask_row_stride, in.actions);
-  }
-  return storage;
-}
-
-template <typename scalar_t>
-void forward_rows(const XentInputs& in, at::opmath_type<scalar_t>* loss, at::opmath_type<scalar_t>* grad,
-                  XentStatus& status) {
-  FailedRows failed_rows;
+// The forward over every row (loss and, when dloss_dlogits is set, p - q); failed rows are NaN and, when
+// status is set (check mode), recorded in it.
+void forward_rows(const XentInputs& in, void* loss, void* dloss_dlogits, XentStatus* status) {
   uint32_t storage[kMaxTableGames];
-  const uint32_t* game_bits = table_bits(in, storage);
-  const int64_t tiles = (in.rows + kTileRows - 1) / kTileRows;
-  at::parallel_for(0, tiles, kGrainRows / kTileRows, [&](int64_t tile_begin, int64_t tile_end) {
-    forward_tiles_any(scalar_t{}, in, game_bits, tile_begin, tile_end, loss, grad, failed_rows);
+  const uint32_t* game_bits = table_legal_bits(in, storage);
+  at::parallel_for(0, cpu_tile_count(in.rows), kGrainRows / kCpuTileRows, [&](int64_t tile_begin, int64_t tile_end) {
+    masked_softmax_xent_forward_cpu_tiles(in, game_bits, tile_begin, tile_end, loss, dloss_dlogits, status);
   });
-  status.first_row_with_bad_game_id = failed_rows.bad_game.load();
-  status.first_row_without_legal_action = failed_rows.no_legal.load();
 }
 
-template <typename scalar_t>
 void backward_rows(const XentInputs& in, const XentGradients& grads) {
   uint32_t storage[kMaxTableGames];
-  const uint32_t* game_bits = table_bits(in, storage);
-  const int64_t tiles = (in.rows + kTileRows - 1) / kTileRows;
-  at::parallel_for(0, tiles, kGrainRows / kTileRows, [&](int64_t tile_begin, int64_t tile_end) {
-    backward_tiles_any(scalar_t{}, in, game_bits, grads, tile_begin, tile_end);
+  const uint32_t* game_bits = table_legal_bits(in, storage);
+  at::parallel_for(0, cpu_tile_count(in.rows), kGrainRows / kCpuTileRows, [&](int64_t tile_begin, int64_t tile_end) {
+    masked_softmax_xent_backward_cpu_tiles(in, game_bits, grads, tile_begin, tile_end);
   });
-}
-
-template <typename Fn>
-void dispatch_dtype(ScalarType dtype, Fn&& fn) {
-  switch (dtype) {
-    case ScalarType::kFloat32: return fn(float{});
-    case ScalarType::kFloat16: return fn(c10::Half{});
-    case ScalarType::kBFloat16: return fn(c10::BFloat16{});
-    case ScalarType::kFloat64: return fn(double{});
-  }
 }
 
 // The reduction as one serial loop accumulating in double: thread-count independent, and at small B far
@@ -429,17 +60,14 @@ at::Tensor reduce_loss_cpu(const at::Tensor& loss, Reduction reduction) {
 
 at::Tensor masked_softmax_xent_cpu(const at::Tensor& student_logits, const at::Tensor& teacher_q,
                                    const at::Tensor& action_mask, const std::optional<at::Tensor>& game_id,
-                                   double tau, std::string_view reduction) {
+                                   double tau, std::string_view reduction, bool check) {
   const Reduction reduce = parse_reduction(reduction);
   const CheckedXentInputs inputs =
       check_xent_inputs(student_logits, teacher_q, action_mask, game_id, tau, c10::DeviceType::CPU);
   at::Tensor loss = at::empty({inputs.raw.rows}, student_logits.options().dtype(loss_dtype(student_logits.scalar_type())));
   XentStatus status;
-  dispatch_dtype(inputs.raw.dtype, [&](auto tag) {
-    using scalar_t = decltype(tag);
-    forward_rows<scalar_t>(inputs.raw, loss.mutable_data_ptr<at::opmath_type<scalar_t>>(), nullptr, status);
-  });
-  raise_for_status(status, inputs);
+  forward_rows(inputs.raw, loss.mutable_data_ptr(), nullptr, check ? &status : nullptr);
+  if (check) raise_for_status(status, inputs);
   return reduce_loss_cpu(loss, reduce);
 }
 
@@ -447,7 +75,8 @@ std::tuple<at::Tensor, at::Tensor> masked_softmax_xent_and_grad_cpu(const at::Te
                                                                     const at::Tensor& teacher_q,
                                                                     const at::Tensor& action_mask,
                                                                     const std::optional<at::Tensor>& game_id,
-                                                                    double tau, std::string_view reduction) {
+                                                                    double tau, std::string_view reduction,
+                                                                    bool check) {
   const Reduction reduce = parse_reduction(reduction);
   const CheckedXentInputs inputs =
       check_xent_inputs(student_logits, teacher_q, action_mask, game_id, tau, c10::DeviceType::CPU);
@@ -455,12 +84,8 @@ std::tuple<at::Tensor, at::Tensor> masked_softmax_xent_and_grad_cpu(const at::Te
   at::Tensor loss = at::empty({inputs.raw.rows}, options);
   at::Tensor grad_student = at::empty(student_logits.sizes(), options);
   XentStatus status;
-  dispatch_dtype(inputs.raw.dtype, [&](auto tag) {
-    using scalar_t = decltype(tag);
-    using acc_t = at::opmath_type<scalar_t>;
-    forward_rows<scalar_t>(inputs.raw, loss.mutable_data_ptr<acc_t>(), grad_student.mutable_data_ptr<acc_t>(), status);
-  });
-  raise_for_status(status, inputs);
+  forward_rows(inputs.raw, loss.mutable_data_ptr(), grad_student.mutable_data_ptr(), check ? &status : nullptr);
+  if (check) raise_for_status(status, inputs);
   return {reduce_loss_cpu(loss, reduce), grad_student};
 }
 
@@ -478,7 +103,7 @@ std::tuple<at::Tensor, at::Tensor> masked_softmax_xent_backward_cpu(
   grads.grad_loss_stride = grad_loss.stride(0);
   grads.grad_student_logits = grad_student.mutable_data_ptr();
   grads.grad_teacher_q = teacher_grad ? grad_teacher.mutable_data_ptr() : nullptr;
-  dispatch_dtype(inputs.raw.dtype, [&](auto tag) { backward_rows<decltype(tag)>(inputs.raw, grads); });
+  backward_rows(inputs.raw, grads);
   return {grad_student, grad_teacher};
 }
 

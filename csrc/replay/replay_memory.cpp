@@ -131,6 +131,10 @@ void ReplayMemory::add(const StepInput& step) {
     const int64_t a = step.actions[i];
     if (a < 0 || a > std::numeric_limits<int32_t>::max())
       throw std::invalid_argument("add: actions[" + str(i) + "] = " + str(a) + " is not in [0, 2^31)");
+    // A NaN or infinite reward would poison every return that sums it, clipped or not.
+    if (!std::isfinite(step.rewards[i]))
+      throw std::invalid_argument("add: rewards[" + str(i) + "] = " + str(step.rewards[i]) + " for env " + str(env) +
+                                  " is not finite");
   }
   for (int64_t i = 0; i < step.count; ++i) {
     const uint8_t flags = (step.terminated[i] ? kTerminated : 0) | (step.truncated[i] ? kTruncated : 0) |

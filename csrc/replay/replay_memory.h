@@ -58,7 +58,8 @@ class ReplayMemory {
   ReplayMemory(const ReplayMemory&) = delete;
   ReplayMemory& operator=(const ReplayMemory&) = delete;
 
-  /// Appends one record per entry of step (writer only); validates everything before storing anything.
+  /// Appends one record per entry of step (writer only); validates everything (env ids, actions in [0, 2^31),
+  /// finite rewards) before storing anything.
   void add(const StepInput& step);
 
   /// Draws transitions into out (batch rows). per_game > 0: per_game rows for each of `games`, in that

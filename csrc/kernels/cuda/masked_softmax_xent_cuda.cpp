@@ -1,8 +1,9 @@
 // CUDA backend of masked_softmax_xent: torch glue around the raw launchers of masked_softmax_xent_kernel.cu.
-// Checks the tensors, sets the device, launches on the current stream and checks each launch.
-// The forward reads back 16 bytes of row status to raise ValueError / IndexError for rows the kernel
-// could not compute: that copy synchronizes the stream once per forward. Under CUDA graph capture no
-// synchronization is possible, so the check is skipped there and such rows give a NaN loss.
+// Checks the tensors (host-side metadata only), sets the device, launches on the current stream and checks
+// each launch. No value is read back to the host: rows the kernel cannot compute (no legal action, game_id
+// out of range) get a NaN loss, so forward and backward never synchronize and can be captured in a CUDA graph.
+// Only check=True reads back 16 bytes of row status after the forward to raise ValueError / IndexError (one
+// stream synchronization); it refuses to run under CUDA graph capture, where no synchronization is possible.
 #include <ATen/ATen.h>
 #include <c10/cuda/CUDAException.h>
 #include <c10/cuda/CUDAGuard.h>
@@ -22,39 +23,46 @@ namespace {
 
 static_assert(sizeof(XentStatus) == 2 * sizeof(int64_t), "XentStatus is read back as two int64 values");
 
-// The per-row loss.
+// The per-row loss; NaN for rows that have none, or (check) the error for the first such row.
 at::Tensor per_row_loss_cuda(const at::Tensor& student_logits, const at::Tensor& teacher_q,
-                             const at::Tensor& action_mask, const std::optional<at::Tensor>& game_id, double tau) {
+                             const at::Tensor& action_mask, const std::optional<at::Tensor>& game_id, double tau,
+                             bool check) {
   const CheckedXentInputs inputs =
       check_xent_inputs(student_logits, teacher_q, action_mask, game_id, tau, c10::DeviceType::CUDA);
   const c10::cuda::CUDAGuard guard(student_logits.device());
   at::Tensor loss = at::empty({inputs.raw.rows}, student_logits.options().dtype(loss_dtype(student_logits.scalar_type())));
   if (inputs.raw.rows == 0) return loss;
-
   const cudaStream_t stream = c10::cuda::getCurrentCUDAStream();
-  at::Tensor status = at::empty({2}, student_logits.options().dtype(at::kLong));
-  C10_CUDA_CHECK(cudaMemsetAsync(status.mutable_data_ptr(), 0xFF, sizeof(XentStatus), stream));  // kNoRow
-  launch_masked_softmax_xent_forward(inputs.raw, loss.mutable_data_ptr(),
-                                   static_cast<XentStatus*>(status.mutable_data_ptr()), stream);
-  C10_CUDA_KERNEL_LAUNCH_CHECK();
+  if (!check) {
+    launch_masked_softmax_xent_forward(inputs.raw, loss.mutable_data_ptr(), nullptr, stream);
+    C10_CUDA_KERNEL_LAUNCH_CHECK();
+    return loss;
+  }
 
   cudaStreamCaptureStatus capture = cudaStreamCaptureStatusNone;
   C10_CUDA_CHECK(cudaStreamIsCapturing(stream, &capture));
-  if (capture == cudaStreamCaptureStatusNone) {
-    const at::Tensor host = status.cpu();  // waits for the kernel
-    XentStatus read_back;
-    read_back.first_row_without_legal_action = static_cast<unsigned long long>(host[0].item<int64_t>());
-    read_back.first_row_with_bad_game_id = static_cast<unsigned long long>(host[1].item<int64_t>());
-    raise_for_status(read_back, inputs);
-  }
+  TORCH_CHECK(capture == cudaStreamCaptureStatusNone,
+              "masked_softmax_xent: check=True reads the row status back to the host, which is impossible while "
+              "the stream is captured into a CUDA graph; capture with check=False (rows without a legal action "
+              "then give a NaN loss) and validate static mask tables once with ops.check_action_masks");
+  at::Tensor status = at::empty({2}, student_logits.options().dtype(at::kLong));
+  C10_CUDA_CHECK(cudaMemsetAsync(status.mutable_data_ptr(), 0xFF, sizeof(XentStatus), stream));  // kNoRow
+  launch_masked_softmax_xent_forward(inputs.raw, loss.mutable_data_ptr(),
+                                     static_cast<XentStatus*>(status.mutable_data_ptr()), stream);
+  C10_CUDA_KERNEL_LAUNCH_CHECK();
+  const at::Tensor host = status.cpu();  // waits for the kernel: the one synchronization of check mode
+  XentStatus read_back;
+  read_back.first_row_without_legal_action = static_cast<unsigned long long>(host[0].item<int64_t>());
+  read_back.first_row_with_bad_game_id = static_cast<unsigned long long>(host[1].item<int64_t>());
+  raise_for_status(read_back, inputs);
   return loss;
 }
 
 at::Tensor masked_softmax_xent_cuda(const at::Tensor& student_logits, const at::Tensor& teacher_q,
                                     const at::Tensor& action_mask, const std::optional<at::Tensor>& game_id,
-                                    double tau, std::string_view reduction) {
+                                    double tau, std::string_view reduction, bool check) {
   const Reduction reduce = parse_reduction(reduction);
-  return reduce_loss(per_row_loss_cuda(student_logits, teacher_q, action_mask, game_id, tau), reduce);
+  return reduce_loss(per_row_loss_cuda(student_logits, teacher_q, action_mask, game_id, tau, check), reduce);
 }
 
 std::tuple<at::Tensor, at::Tensor> masked_softmax_xent_backward_cuda(
@@ -86,9 +94,10 @@ std::tuple<at::Tensor, at::Tensor> masked_softmax_xent_and_grad_cuda(const at::T
                                                                      const at::Tensor& teacher_q,
                                                                      const at::Tensor& action_mask,
                                                                      const std::optional<at::Tensor>& game_id,
-                                                                     double tau, std::string_view reduction) {
+                                                                     double tau, std::string_view reduction,
+                                                                     bool check) {
   const Reduction reduce = parse_reduction(reduction);
-  at::Tensor loss = per_row_loss_cuda(student_logits, teacher_q, action_mask, game_id, tau);
+  at::Tensor loss = per_row_loss_cuda(student_logits, teacher_q, action_mask, game_id, tau, check);
   const at::ScalarType math = loss.scalar_type();
   const at::Tensor unit = at::ones({1}, loss.options()).expand({loss.size(0)});
   at::Tensor grad_student = std::get<0>(masked_softmax_xent_backward_cuda(

@@ -170,9 +170,10 @@ __global__ void __launch_bounds__(kThreads)
     // loss = log Z_s + (m_s - E_q[s]): both terms >= 0.
     const acc_t row_loss = log_acc(state.sum_s) - state.teacher_mean_minus(state.max_s);
     if (!active || lane != 0) continue;
-    if (state.bad_game) {
+    // status is only given in check mode (the host reads it back); otherwise a failed row is just NaN.
+    if (status != nullptr && state.bad_game) {
       atomicMin(&status->first_row_with_bad_game_id, static_cast<unsigned long long>(row));
-    } else if (!state.ok) {
+    } else if (status != nullptr && !state.ok) {
       atomicMin(&status->first_row_without_legal_action, static_cast<unsigned long long>(row));
     }
     loss[row] = state.ok ? row_loss : acc_t(NAN);

@@ -1,4 +1,4 @@
-#include "env/raw_emulator_benchmark.h"
+#include "testing/raw_emulator_benchmark.h"
 
 #include <atomic>
 #include <chrono>
@@ -11,7 +11,7 @@
 #include "ale/ale_interface.hpp"
 #include "ale/common/Log.hpp"
 
-namespace actormimic_fast::env {
+namespace actormimic_fast::testing {
 
 double raw_emulator_frames_per_second(const std::string& rom_path, int num_threads, int64_t frames_per_thread,
                                       int frame_skip, uint64_t seed) {
@@ -50,4 +50,4 @@ double raw_emulator_frames_per_second(const std::string& rom_path, int num_threa
   return static_cast<double>(frames_per_thread) * num_threads / seconds;
 }
 
-}  // namespace actormimic_fast::env
+}  // namespace actormimic_fast::testing

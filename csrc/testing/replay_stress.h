@@ -1,6 +1,7 @@
-// ReplayStress: one writer thread and several sampler threads hammering one ReplayMemory, every sampled
-// transition checked against what the writer must have stored. Used by tests/test_replay_concurrency.py
-// (through _C.replay_stress_test) and by the standalone ThreadSanitizer build (tests/cpp/).
+// ReplayStress (test-only code, kept out of csrc/replay): one writer thread and several sampler threads
+// hammering one ReplayMemory, every sampled transition checked against what the writer must have stored.
+// Used by tests/test_replay_concurrency.py (through _C.replay_stress_test) and by the standalone
+// ThreadSanitizer build (tests/cpp/).
 //
 // Data flow: the writer adds one record per env per step; every 8-byte word of frame (env, t) holds the
 // tag (env + 1) << 40 | (t + 1), and the record's action, reward and flags are pure functions of
@@ -17,7 +18,7 @@
 #include <cstdint>
 #include <string>
 
-namespace actormimic_fast::replay {
+namespace actormimic_fast::testing {
 
 struct StressSettings {
   int num_envs = 4;
@@ -48,4 +49,4 @@ struct StressResult {
 /// Runs the stress test; throws std::invalid_argument for bad settings.
 StressResult replay_stress_test(const StressSettings& settings);
 
-}  // namespace actormimic_fast::replay
+}  // namespace actormimic_fast::testing

@@ -1,4 +1,4 @@
-#include "replay/replay_stress.h"
+#include "testing/replay_stress.h"
 
 #include <atomic>
 #include <chrono>
@@ -14,7 +14,13 @@
 #include "common/splitmix64.h"
 #include "replay/replay_memory.h"
 
-namespace actormimic_fast::replay {
+namespace actormimic_fast::testing {
+
+using replay::BatchOutput;
+using replay::kFrameBytes;
+using replay::ReplayConfig;
+using replay::ReplayMemory;
+using replay::StepInput;
 
 namespace {
 
@@ -237,4 +243,4 @@ StressResult replay_stress_test(const StressSettings& s) {
   return result;
 }
 
-}  // namespace actormimic_fast::replay
+}  // namespace actormimic_fast::testing
