@@ -260,7 +260,8 @@ class ActorMimic:
         self.cfg, self.games, self.device = cfg, games, device
         self.num_games = len(games)
         self.teacher = ExpertEnsemble([e.to(device) for e in experts.networks], legal_actions)
-        self.action_masks = torch.from_numpy(_masks(legal_actions)).to(device)       # bool [G, 18]
+        # bool [G, 18], checked once here: the fused op itself reads nothing back (a legal-less row is NaN)
+        self.action_masks = ops.check_action_masks(torch.from_numpy(_masks(legal_actions)).to(device))
         self.masks = _masks(legal_actions)[env_game_ids]                             # bool [num_envs, 18]
         self.device_masks = torch.from_numpy(self.masks).to(device)
         self.action_map = np.tile(np.arange(NUM_ACTIONS), (len(env_game_ids), 1))   # columns are full actions
