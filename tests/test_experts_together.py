@@ -9,7 +9,6 @@ import os
 import subprocess
 import sys
 
-import numpy as np
 import pytest
 import torch
 
@@ -27,12 +26,7 @@ SHORT = dict(frames=1_600, replay_capacity=2_000, learning_starts=100, batch_siz
              tensorboard=False, torch_threads=1, lockstep=True)
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def test_games_trained_together_are_the_games_trained_alone(tmp_path):

@@ -3,7 +3,6 @@ against a per-row computation, a short in-process run, the CLI through subproces
 
 import math
 
-import numpy as np
 import pytest
 import torch
 
@@ -21,12 +20,7 @@ TINY = dict(replay_capacity=4_000, learning_starts=100, target_update=50, epsilo
             device="cpu", torch_threads=1, progress=False, tensorboard=False)
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 # -- the masked TD target ------------------------------------------------------------------------------

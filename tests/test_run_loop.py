@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 from pathlib import Path
 
 import numpy as np
@@ -24,12 +23,7 @@ QUIET = dict(device="cpu", progress=False, tensorboard=False, torch_threads=1)
 TIMING_COLUMNS = ("wall_s", "fps")     # the only values that may differ between two identical runs
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def expert_config(out, **changes) -> DQNConfig:

@@ -30,7 +30,6 @@ from __future__ import annotations
 import copy
 import datetime
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import torch

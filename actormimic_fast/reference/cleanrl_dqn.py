@@ -101,8 +101,9 @@ def train_cleanrl_dqn(game: str = "pong", frames: int = 20_000, num_envs: int = 
                       replay_capacity: int = 10_000, learning_starts: int = 1_000, batch_size: int = 32,
                       gamma: float = 0.99, lr: float = 2.5e-4, target_update: int = 10_000, update_every: int = 4,
                       epsilon_start: float = 1.0, epsilon_end: float = 0.1, epsilon_decay_frames: int = 1_000_000,
-                      frame_skip: int = 4, device: str = "cpu") -> dict:
-    """Train for `frames` emulator frames; returns counters and wall time."""
+                      frame_skip: int = 4, device: str = "cpu", timed_from_frame: int = 0) -> dict:
+    """Train for `frames` emulator frames; returns counters, wall time and ``steady_fps``: the frames/s from
+    emulator frame `timed_from_frame` on (start-up, the reset and warm-up before it are not timed)."""
     legal = minimal_actions(game)
     envs = gym.vector.AsyncVectorEnv(
         [lambda: make_reference_env(game, noop_max=30, frame_skip=frame_skip) for _ in range(num_envs)],
@@ -119,7 +120,10 @@ def train_cleanrl_dqn(game: str = "pong", frames: int = 20_000, num_envs: int = 
     lives = infos["lives"].copy()
     agent_steps = updates = episodes = 0
     credit = 0.0
+    timed_start, timed_steps = None, 0
     while agent_steps * frame_skip < frames:
+        if timed_start is None and agent_steps * frame_skip >= timed_from_frame:
+            timed_start, timed_steps = time.perf_counter(), agent_steps
         fraction = min(1.0, agent_steps * frame_skip / epsilon_decay_frames)
         epsilon = epsilon_start + fraction * (epsilon_end - epsilon_start)
         if rng.random() < epsilon:
@@ -147,7 +151,9 @@ def train_cleanrl_dqn(game: str = "pong", frames: int = 20_000, num_envs: int = 
                 updates += 1
                 if updates % target_update == 0:
                     target_network.load_state_dict(q_network.state_dict())
-    wall = time.perf_counter() - start
+    end = time.perf_counter()
     envs.close()
+    steady = (agent_steps - timed_steps) * frame_skip / (end - timed_start) if timed_start is not None else float("nan")
     return {"frames": agent_steps * frame_skip, "agent_steps": agent_steps, "updates": updates,
-            "episodes": episodes, "wall_s": wall, "loss": loss.item() if updates else float("nan")}
+            "episodes": episodes, "wall_s": end - start, "steady_fps": steady,
+            "loss": loss.item() if updates else float("nan")}
