@@ -26,7 +26,13 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     sub = parser._subparsers._group_actions[0].choices[args.command]   # errors print the command's usage
-    return args.run(args, sub)
+    from .run.loop import TrainingDiverged
+
+    try:
+        return args.run(args, sub)
+    except TrainingDiverged as exc:
+        print(f"actormimic-fast {args.command}: error: {exc}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

@@ -17,6 +17,7 @@ import csv
 import json
 import math
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 COLUMNS = {
@@ -27,27 +28,43 @@ COLUMNS = {
 }
 
 
+@dataclass(frozen=True)
+class ResumePoint:
+    """Where a resumed run continues: the counters of its checkpoint. Everything the killed run logged after
+    that checkpoint is cut from the logs, since the resumed run plays those frames again."""
+
+    frames: int      # progress rows up to this frame mark are kept (TensorBoard too)
+    episodes: int    # the first this many episodes.csv rows are kept
+    epochs: int      # test.csv rows of epochs up to this one are kept
+
+
 class RunLogger:
-    """Writes rows to <out>/<table>.csv (header once) and scalars to TensorBoard; drives a tqdm bar."""
+    """Writes rows to <out>/<table>.csv (header once) and scalars to TensorBoard; drives a tqdm bar.
+
+    A fresh run starts new files; a resumed one (resume_at) keeps the rows its checkpoint accounts for.
+    """
 
     def __init__(self, out: str | Path, *, total_frames: int, initial_frames: int = 0, tensorboard: bool = True,
-                 progress: bool = True, description: str = ""):
+                 progress: bool = True, description: str = "", resume_at: ResumePoint | None = None):
         self.out = Path(out)
         self.out.mkdir(parents=True, exist_ok=True)
         self._files, self._writers = {}, {}
         for table, columns in COLUMNS.items():
             path = self.out / f"{table}.csv"
-            new = not path.exists() or path.stat().st_size == 0
-            f = open(path, "a", newline="")
+            kept = _rows_to_keep(path, table, resume_at) if resume_at is not None else []
+            f = open(path, "w", newline="")
             writer = csv.writer(f)
-            if new:
-                writer.writerow(columns)
+            writer.writerow(columns)
+            writer.writerows([[row.get(c, "") for c in columns] for row in kept])
+            f.flush()
             self._files[table], self._writers[table] = f, writer
         self._tb = None
         if tensorboard:
             from torch.utils.tensorboard import SummaryWriter
 
-            self._tb = SummaryWriter(str(self.out / "tb"), purge_step=initial_frames or None)
+            # events after the checkpoint's frame mark are dropped: the resumed run writes them again
+            purge = resume_at.frames + 1 if resume_at is not None else None
+            self._tb = SummaryWriter(str(self.out / "tb"), purge_step=purge)
         self._bar = None
         if progress and sys.stderr.isatty():
             from tqdm import tqdm
@@ -84,6 +101,24 @@ class RunLogger:
             self._tb.close()
         for f in self._files.values():
             f.close()
+
+
+def _rows_to_keep(path: Path, table: str, at: ResumePoint) -> list[dict]:
+    if not path.is_file():
+        return []
+    rows = read_csv(path)
+    if table == "progress":
+        return [r for r in rows if _number(r.get("frames")) <= at.frames]
+    if table == "episodes":
+        return rows[: at.episodes]
+    return [r for r in rows if _number(r.get("epoch")) <= at.epochs]
+
+
+def _number(text) -> float:
+    try:
+        return float(text)
+    except (TypeError, ValueError):
+        return math.inf          # a row cut short by a kill: dropped
 
 
 def _cell(value):

@@ -2,8 +2,11 @@
 hangs, nothing prints pybind11's signature dump, nothing is silently accepted.
 
 Sections: "# -- env" (MultiGameEnvPool, MultiGameVectorEnv), "# -- replay" (ReplayMemory), "# -- op"
-(ops.masked_softmax_xent, ops.check_action_masks). Cases are parametrised and fast: a pool is built only
-where the case needs a live one.
+(ops.masked_softmax_xent, ops.check_action_masks), "# -- checkpoints" (malformed files name the file and
+the key), "# -- training" (a diverging run stops and keeps its last good checkpoint), "# -- command line"
+(a user error is one line naming the option, exit status 2, before any slow set-up). Cases are
+parametrised and fast: a pool is built only where the case needs a live one. The faults (kill -9 during a
+checkpoint write, resumed logs) are in test_faults.py.
 """
 
 from __future__ import annotations
@@ -552,3 +555,197 @@ def test_check_action_masks_errors(mask, error, match):
 def test_check_action_masks_returns_a_valid_table(pong):
     table = torch.from_numpy(pong.action_masks.copy())
     assert ops.check_action_masks(table) is table
+
+
+# -- checkpoints -------------------------------------------------------------------------------------------------
+def _expert_checkpoint(path, **edits):
+    from actormimic_fast.checkpoint import save_checkpoint
+    from actormimic_fast.networks import build_network
+
+    torch.manual_seed(0)
+    state = {"online": build_network("nature", 6).state_dict()}
+    meta = {"kind": "expert", "game": "pong", "actions": [0, 1, 3, 4, 11, 12], "architecture": "nature",
+            "num_actions": 6}
+    for key, value in edits.items():
+        target, name = (meta, key[5:]) if key.startswith("meta_") else (state, key)
+        if value is None:
+            target.pop(name)
+        else:
+            target[name] = value
+    save_checkpoint(path, state, meta)
+    return path
+
+
+@pytest.mark.parametrize("edits, match", [
+    ({"online": None}, r"has no 'online'"),
+    ({"online": [1, 2, 3]}, r"'online' is malformed \(expected weights, got list\)"),
+    ({"meta_architecture": None}, r"its meta has no 'architecture'"),
+    ({"meta_num_actions": None}, r"its meta has no 'num_actions'"),
+    ({"meta_num_actions": 4}, r"'online' does not fit this run's NatureDQN"),      # a size mismatch names the file
+])
+def test_malformed_expert_checkpoints_name_the_file_and_the_key(tmp_path, edits, match):
+    from actormimic_fast.agents.dqn import load_expert
+
+    path = _expert_checkpoint(tmp_path / "bad.pt", **edits)
+    with pytest.raises(ValueError, match=re.escape(repr(str(path))) + ".*" + match):
+        load_expert(path)
+
+
+def test_a_folder_is_not_a_checkpoint(tmp_path):
+    from actormimic_fast.agents.dqn import load_expert
+
+    with pytest.raises(ValueError, match=r"is a folder, not a checkpoint file .*checkpoint\.pt"):
+        load_expert(tmp_path)
+
+
+@pytest.mark.parametrize("drop", ["optimizer", "config", "target", "counters", "rng"])
+def test_a_resumed_run_names_what_its_checkpoint_lacks(tmp_path, drop):
+    from actormimic_fast.agents.dqn import DQNConfig, train_expert
+    from actormimic_fast.checkpoint import load_checkpoint, save_checkpoint
+
+    cfg = DQNConfig(game="pong", frames=200, learning_starts=10**6, test_epoch_frames=0, out=str(tmp_path),
+                    device="cpu", progress=False, tensorboard=False)
+    train_expert(cfg)
+    payload = load_checkpoint(tmp_path / "checkpoint.pt")
+    del payload[drop]
+    meta = payload.pop("meta")
+    payload.pop("format")
+    save_checkpoint(tmp_path / "checkpoint.pt", payload, meta)
+    with pytest.raises(ValueError, match=f"checkpoint '{tmp_path / 'checkpoint.pt'}' has no {drop!r}"):
+        train_expert(cfg.replace(frames=400), resume=True)
+
+
+def test_other_loaders_name_the_file_and_key(tmp_path):
+    from actormimic_fast.agents.multitask_dqn import load_multitask_dqn
+    from actormimic_fast.agents.transfer import init_from_amn
+    from actormimic_fast.checkpoint import save_checkpoint
+
+    save_checkpoint(tmp_path / "mdqn.pt", {"online": {}}, {"kind": "mdqn"})
+    with pytest.raises(ValueError, match=r"mdqn\.pt'.*its meta has no 'games'"):
+        load_multitask_dqn(tmp_path / "mdqn.pt")
+    save_checkpoint(tmp_path / "amn.pt", {}, {"kind": "amn", "architecture": "nature", "num_actions": 18})
+    with pytest.raises(ValueError, match=r"amn\.pt' has no 'online'"):
+        init_from_amn(tmp_path / "amn.pt", [0, 1, 3, 4])
+
+
+# -- training ----------------------------------------------------------------------------------------------------
+TINY_RUN = dict(frames=1_600, replay_capacity=1_000, learning_starts=200, batch_size=8, test_epoch_frames=0,
+                checkpoint_every=400, log_every=400, device="cpu", progress=False, tensorboard=False,
+                torch_threads=1)
+
+
+@pytest.mark.parametrize("trainer", ["expert", "experts together", "mdqn", "distill"])
+def test_a_diverging_run_stops_with_a_clear_error_and_keeps_the_last_good_checkpoint(tmp_path, trainer):
+    """--lr inf: the first update makes every weight non-finite. The run must stop at the next progress row,
+    before writing a checkpoint, and the one written before learning started must still be there, finite."""
+    from actormimic_fast.agents.distill import DistillConfig, distill
+    from actormimic_fast.agents.dqn import DQNConfig, train_expert, train_experts
+    from actormimic_fast.agents.multitask_dqn import MultitaskDQNConfig, train_multitask_dqn
+    from actormimic_fast.checkpoint import load_checkpoint, save_checkpoint
+    from actormimic_fast.networks import build_network
+    from actormimic_fast.run.loop import TrainingDiverged
+
+    out = tmp_path / "run"
+    if trainer == "expert":
+        run, folder = lambda: train_expert(DQNConfig(game="pong", lr=math.inf, out=str(out), **TINY_RUN)), out
+    elif trainer == "experts together":
+        run = lambda: train_experts(DQNConfig(lr=math.inf, out=str(out), **TINY_RUN), ["pong", "breakout"])
+        folder = out / "breakout"
+    elif trainer == "mdqn":
+        run = lambda: train_multitask_dqn(MultitaskDQNConfig(games="pong,breakout", lr=math.inf, out=str(out),
+                                                             frames_per_game=1_600, **{k: v for k, v in TINY_RUN.items()
+                                                                                       if k != "frames"}))
+        folder = out
+    else:
+        torch.manual_seed(0)
+        network = build_network("nature", 6)
+        expert = save_checkpoint(tmp_path / "pong.pt", {"online": network.state_dict()},
+                                 {"kind": "expert", "game": "pong", "actions": [0, 1, 3, 4, 11, 12],
+                                  "architecture": "nature", "num_actions": 6})
+        run = lambda: distill(DistillConfig(experts=str(expert), frames_per_game=1_600, replay_capacity=1_000,
+                                            learning_starts=50, per_game=4, lr=math.inf, test_epoch_frames=0,
+                                            checkpoint_every=100, log_every=400, out=str(out), device="cpu",
+                                            progress=False, tensorboard=False, torch_threads=1))
+        folder = out
+    with pytest.raises(TrainingDiverged, match=r"training diverged at frame \d+ .*(nan|inf|not finite).*the last good checkpoint "
+                                               r"is kept: .*checkpoint\.pt.*--lr"):
+        run()
+    payload = load_checkpoint(folder / "checkpoint.pt")
+    assert all(torch.isfinite(t).all() for t in payload["online"].values())
+
+
+# -- command line -------------------------------------------------------------------------------------------------
+@pytest.fixture
+def no_slow_setup(monkeypatch):
+    """A user error must be reported before any env starts: building a pool fails the test."""
+    from actormimic_fast.run import context
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("the command started its envs before reporting the user error")
+
+    monkeypatch.setattr(context, "MultiGameEnvPool", refuse)
+
+
+def _cli_error(capsys, *argv) -> str:
+    from actormimic_fast.cli import main
+
+    with pytest.raises(SystemExit) as info:
+        main([str(a) for a in argv])
+    err = capsys.readouterr().err
+    assert info.value.code == 2 and "Traceback" not in err, err
+    return err.strip().splitlines()[-1]
+
+
+@pytest.fixture
+def pong_run(tmp_path_factory):
+    """A finished train-expert run folder (pong) and a distill one, for the --resume cases."""
+    from actormimic_fast.agents.dqn import DQNConfig, train_expert
+
+    folder = tmp_path_factory.mktemp("pong_run")
+    train_expert(DQNConfig(game="pong", frames=200, learning_starts=10**6, test_epoch_frames=0, out=str(folder),
+                           device="cpu", progress=False, tensorboard=False))
+    return folder
+
+
+COMMANDS = {"train-expert": ["--game", "pong"], "train-multitask-dqn": ["--games", "pong,breakout"],
+            "transfer": ["--game", "pong", "--init", "random"]}
+
+
+@pytest.mark.parametrize("command", list(COMMANDS))
+def test_a_bad_device_is_one_line_naming_the_option(capsys, tmp_path, no_slow_setup, command):
+    line = _cli_error(capsys, command, *COMMANDS[command], "--out", tmp_path, "--device", "foo")
+    assert "--device" in line and "'foo'" in line
+
+
+@pytest.mark.parametrize("command", list(COMMANDS))
+def test_an_unwritable_out_is_one_line_naming_the_option(capsys, tmp_path, no_slow_setup, command):
+    blocker = tmp_path / "a_file"
+    blocker.write_text("")
+    line = _cli_error(capsys, command, *COMMANDS[command], "--out", blocker / "run", "--device", "cpu")
+    assert "--out" in line and "a_file" in line
+
+
+def test_resuming_another_game_is_one_line(capsys, pong_run, no_slow_setup):
+    line = _cli_error(capsys, "train-expert", "--game", "breakout", "--out", pong_run, "--resume", "--device", "cpu")
+    assert "was made for game='pong', not game='breakout'" in line
+
+
+def test_resuming_another_commands_run_folder_says_so(capsys, pong_run, no_slow_setup):
+    line = _cli_error(capsys, "train-multitask-dqn", "--games", "pong,breakout", "--out", pong_run, "--resume")
+    assert "is a checkpoint of a 'expert' run, not of this command's" in line
+
+
+@pytest.mark.parametrize("argv, words", [
+    (["--epsilon", "2"], ["--epsilon", "2"]),
+    (["--episodes", "0"], ["--episodes"]),
+    (["--envs", "0"], ["--envs"]),
+    (["--device", "foo"], ["--device", "'foo'"]),
+])
+def test_evaluate_user_errors_are_one_line(capsys, pong_run, argv, words):
+    line = _cli_error(capsys, "evaluate", pong_run / "checkpoint.pt", *argv)
+    assert all(w in line for w in words), line
+
+
+def test_evaluate_a_folder_says_where_the_checkpoint_is(capsys, pong_run):
+    line = _cli_error(capsys, "evaluate", pong_run)
+    assert "is a folder, not a checkpoint file" in line

@@ -61,7 +61,7 @@ def test_the_learner_never_samples_before_every_game_can_serve_a_batch(tmp_path,
     original = dqn.ExpertDQN.sample
 
     def checked(self, replay, out):
-        seen.append(replay.num_transitions())
+        seen.append(replay.num_transitions(0))
         return original(self, replay, out)
 
     monkeypatch.setattr(dqn.ExpertDQN, "sample", checked)

@@ -30,6 +30,7 @@ from __future__ import annotations
 import copy
 import datetime
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -37,6 +38,7 @@ import torch.distributed as dist
 from torch import nn
 
 from .. import ops
+from ..checkpoint import RESUME_KEYS, restore
 from ..evaluation import evaluate
 from ..games import NUM_ACTIONS, canonical_name
 from ..networks import ARCHITECTURES, build_network, scale_frames
@@ -96,6 +98,7 @@ class DistillConfig(GameList, OutputSettings, EvaluationSettings, ComputeSetting
     out: str = _f("runs/amn", "output folder: checkpoint.pt, CSV files, run.json, TensorBoard events")
 
     TOML_TABLE = "distill"
+    CHECKPOINT_KINDS = ("amn",)
     PER_GAME = " per game"
 
     @property
@@ -382,11 +385,11 @@ class ActorMimic:
                  "optimizer": self.optimizer.state_dict(), "rng": rng_state(self.rng), "config": self.cfg.to_dict(),
                  "experts": dict(zip(self.games, self.expert_paths))}, self.meta)
 
-    def load_checkpoint(self, payload: dict) -> None:
-        self.amn.load_state_dict(payload["online"])
-        for game, state in payload["feature_heads"].items():
-            self.student.feature_heads[game].load_state_dict(state)
-        self.optimizer.load_state_dict(payload["optimizer"])
+    def load_checkpoint(self, payload: dict, path: Path) -> None:
+        restore(self.amn, payload["online"], path, "online")
+        heads = {f"{game}.{name}": t for game, state in payload["feature_heads"].items() for name, t in state.items()}
+        restore(self.student.feature_heads, heads, path, "feature_heads")
+        restore(self.optimizer, payload["optimizer"], path, "optimizer")
         if self.lead:
             restore_rng(self.rng, payload["rng"])
 
@@ -417,7 +420,8 @@ def distill(cfg: DistillConfig, resume: bool = False, *, experts: Experts | None
     num_envs = len(games) * cfg.envs_per_game
     run = RunContext.start(cfg, expect={"kind": "amn", "games": games, "architecture": cfg.architecture,
                                         "beta": float(cfg.beta)},
-                           resume=resume, num_envs=num_envs, data_parallel=True, agent_steps_per_step=num_envs)
+                           resume=resume, num_envs=num_envs, data_parallel=True, agent_steps_per_step=num_envs,
+                           require=RESUME_KEYS + ("feature_heads",))
     world = run.process.world_size
     created_group = False
     if world > 1 and not dist.is_initialized():
@@ -439,7 +443,7 @@ def distill(cfg: DistillConfig, resume: bool = False, *, experts: Experts | None
             algo = ActorMimic(cfg, experts, legal_actions, pool.game_ids.astype(np.int64), run, replay)
             if run.payload is not None:
                 check_actions(run.out_dir, run.payload, algo.meta)
-                algo.load_checkpoint(run.payload)
+                algo.load_checkpoint(run.payload, run.checkpoint_path)
             schedule = Schedule(frames_per_game=cfg.frames_per_game, frame_skip=cfg.frame_skip, num_games=len(games),
                                 learning_starts=cfg.learning_starts * num_envs,
                                 agent_steps_per_update=cfg.update_every * len(games),

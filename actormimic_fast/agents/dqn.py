@@ -25,7 +25,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..checkpoint import load_checkpoint
+from ..checkpoint import CHECKPOINT_NAME, RESUME_KEYS, load_checkpoint, meta_value, restore
 from ..evaluation import evaluate
 from ..games import canonical_name
 from ..networks import ARCHITECTURES, StackedNetworks, build_network, unpadded
@@ -59,6 +59,7 @@ class DQNConfig(OutputSettings, EvaluationSettings, ComputeSettings, QLearningSe
     out: str = _f("runs/expert", "output folder: checkpoints, CSV files, TensorBoard events")
 
     TOML_TABLE = "expert"
+    CHECKPOINT_KINDS = ("expert",)
 
     def validate(self) -> None:
         super().validate()
@@ -306,19 +307,29 @@ class ExpertDQN(QLearning):
                      "optimizer": unstack_optimizer_state(self.optimizer.state_dict(), self.online, g, actions)}
         return {**state, "rng": rng_state(self.rngs[g]), "config": cfg.to_dict()}, meta
 
-    def load_checkpoints(self, payloads: list[dict]) -> None:
+    def load_checkpoints(self, payloads: list[dict], paths: list[Path]) -> None:
         """Each game's resumed checkpoint into its slot (any mix of games trained alone or together)."""
         if self.groups == 1:
-            self.online.load_state_dict(payloads[0]["online"])
-            self.target.load_state_dict(payloads[0]["target"])
-            self.optimizer.load_state_dict(payloads[0]["optimizer"])
+            for key, target in (("online", self.online), ("target", self.target), ("optimizer", self.optimizer)):
+                restore(target, payloads[0][key], paths[0], key)
         else:
-            for g, payload in enumerate(payloads):
-                self.online.load_network_state(g, payload["online"])
-                self.target.load_network_state(g, payload["target"])
-            self.optimizer.load_state_dict(stack_optimizer_states([p["optimizer"] for p in payloads], self.online))
+            for g, (payload, path) in enumerate(zip(payloads, paths)):
+                for key, stacked in (("online", self.online), ("target", self.target)):
+                    restore(_Slot(stacked, g), payload[key], path, key)
+            restore(self.optimizer, stack_optimizer_states([p["optimizer"] for p in payloads], self.online),
+                    ", ".join(map(str, paths)), "optimizer")
         for rng, payload in zip(self.rngs, payloads):
             restore_rng(rng, payload["rng"])
+
+
+class _Slot:
+    """Network k of a StackedNetworks, as something with load_state_dict (for checkpoint.restore)."""
+
+    def __init__(self, stacked: StackedNetworks, k: int):
+        self.stacked, self.k = stacked, k
+
+    def load_state_dict(self, state: dict) -> None:
+        self.stacked.load_network_state(self.k, state)
 
 
 def unstack_optimizer_state(state: dict, stacked: StackedNetworks, k: int, num_actions: int) -> dict:
@@ -367,10 +378,10 @@ def load_expert(path: str | os.PathLike, game: str | None = None, architecture: 
         expect["game"] = canonical_name(game)
     if architecture is not None:
         expect["architecture"] = architecture
-    payload = load_checkpoint(path, expect=expect, map_location=device)
+    payload = load_checkpoint(path, expect=expect, map_location=device, require=("online",))
     meta = payload["meta"]
-    network = build_network(meta["architecture"], meta["num_actions"]).to(device)
-    network.load_state_dict(payload["online"])
+    network = build_network(meta_value(path, meta, "architecture"), meta_value(path, meta, "num_actions")).to(device)
+    restore(network, payload["online"], path, "online")
     return network.eval(), meta
 
 
@@ -409,7 +420,8 @@ def _train(games: list[str], cfg: DQNConfig, folders: list[Path], resume: bool,
            initial_online: Mapping[str, torch.Tensor] | None, run_info: Mapping[str, Any] | None) -> list[dict]:
     run_info = dict(run_info) if run_info is not None else {"kind": "expert"}
     expects = [{"kind": "expert", "game": game, "architecture": cfg.architecture} for game in games]
-    run = RunContext.start(cfg, expect=expects, resume=resume, num_envs=cfg.num_envs * len(games), folders=folders)
+    run = RunContext.start(cfg, expect=expects, resume=resume, num_envs=cfg.num_envs * len(games), folders=folders,
+                           require=RESUME_KEYS + ("target",))
     for folder, payload in zip(folders, run.payloads or []):
         started_as = payload["meta"].get("run", {"kind": "expert"})   # checkpoints older than meta["run"]
         if started_as != run_info:
@@ -424,7 +436,7 @@ def _train(games: list[str], cfg: DQNConfig, folders: list[Path], resume: bool,
         if run.payloads is not None:
             for o, payload in enumerate(run.payloads):
                 check_actions(run.folders[o], payload, algo.checkpoint(o)[1])
-            algo.load_checkpoints(run.payloads)
+            algo.load_checkpoints(run.payloads, [f / CHECKPOINT_NAME for f in run.folders])
         schedule = Schedule(frames_per_game=cfg.frames, frame_skip=cfg.frame_skip, num_games=len(games),
                             learning_starts=cfg.learning_starts * len(games),
                             agent_steps_per_update=cfg.update_every * len(games),
@@ -437,7 +449,7 @@ def _train(games: list[str], cfg: DQNConfig, folders: list[Path], resume: bool,
 
 def check_actions(folder: Path, payload: dict, meta: dict) -> None:
     """A resumed checkpoint must be for the action sets the pool has now."""
-    saved = payload["meta"]["actions"]
+    saved = meta_value(folder / CHECKPOINT_NAME, payload["meta"], "actions")
     if saved != meta["actions"]:
         raise ValueError(f"checkpoint {str(folder / 'checkpoint.pt')!r} has actions {saved}, "
                          f"the games' legal actions are {meta['actions']}")

@@ -34,7 +34,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..checkpoint import load_checkpoint
+from ..checkpoint import RESUME_KEYS, load_checkpoint, meta_value, restore
 from ..evaluation import evaluate, masked_greedy_act
 from ..games import NUM_ACTIONS, PAPER_MULTITASK_GAMES, canonical_name
 from ..networks import MultiHeadDQN, build_network
@@ -71,6 +71,7 @@ class MultitaskDQNConfig(GameList, OutputSettings, EvaluationSettings, ComputeSe
     out: str = _f("runs/mdqn", "output folder: checkpoints, CSV files, TensorBoard events")
 
     TOML_TABLE = "multitask_dqn"
+    CHECKPOINT_KINDS = VARIANTS
     PER_GAME = " of each game"
 
     def validate(self) -> None:
@@ -116,7 +117,7 @@ def load_multitask_dqn(path: str | os.PathLike, variant: str | None = None, game
     """
     if variant is not None and variant not in VARIANTS:
         raise ValueError(f"variant must be one of {VARIANTS}, got {variant!r}")
-    payload = load_checkpoint(path, map_location=device)
+    payload = load_checkpoint(path, map_location=device, require=("online",))
     meta = payload["meta"]
     if meta.get("kind") not in VARIANTS:
         raise ValueError(f"checkpoint {str(path)!r} was made for kind={meta.get('kind')!r}, not a multitask DQN "
@@ -125,10 +126,10 @@ def load_multitask_dqn(path: str | os.PathLike, variant: str | None = None, game
     if games is not None:
         expect["games"] = [canonical_name(g) for g in games]
     for key, wanted in expect.items():
-        if meta[key] != wanted:
+        if meta_value(path, meta, key) != wanted:
             raise ValueError(f"checkpoint {str(path)!r} was made for {key}={meta[key]!r}, not {key}={wanted!r}")
-    network = build_multitask_network(meta["kind"], len(meta["games"])).to(device)
-    network.load_state_dict(payload["online"])
+    network = build_multitask_network(meta["kind"], len(meta_value(path, meta, "games"))).to(device)
+    restore(network, payload["online"], path, "online")
     return network.eval(), meta
 
 
@@ -211,10 +212,9 @@ class MultitaskDQN(QLearning):
                  "optimizer": self.optimizer.state_dict(), "rng": rng_state(self.rng), "config": self.cfg.to_dict()},
                 multitask_meta(self.cfg, self.action_masks))
 
-    def load_checkpoint(self, payload: dict) -> None:
-        self.online.load_state_dict(payload["online"])
-        self.target.load_state_dict(payload["target"])
-        self.optimizer.load_state_dict(payload["optimizer"])
+    def load_checkpoint(self, payload: dict, path: Path) -> None:
+        for key, target in (("online", self.online), ("target", self.target), ("optimizer", self.optimizer)):
+            restore(target, payload[key], path, key)
         restore_rng(self.rng, payload["rng"])
 
 
@@ -229,7 +229,7 @@ def train_multitask_dqn(cfg: MultitaskDQNConfig, resume: bool = False) -> dict:
     games = cfg.game_list
     num_games = len(games)
     run = RunContext.start(cfg, expect={"kind": cfg.variant, "games": games, "architecture": "nature"},
-                           resume=resume, num_envs=num_games * cfg.envs_per_game)
+                           resume=resume, num_envs=num_games * cfg.envs_per_game, require=RESUME_KEYS + ("target",))
     with run.make_pool(games, envs_per_game=cfg.envs_per_game) as pool:
         capacity_per_game = cfg.replay_capacity // num_games
         replay = ReplayMemory.for_pool(pool, capacity_per_game, n_step=cfg.n_step, gamma=cfg.gamma,
@@ -238,7 +238,7 @@ def train_multitask_dqn(cfg: MultitaskDQNConfig, resume: bool = False) -> dict:
                             run.out_dir, replay)
         if run.payload is not None:
             check_actions(run.out_dir, run.payload, algo.checkpoint(0)[1])
-            algo.load_checkpoint(run.payload)
+            algo.load_checkpoint(run.payload, run.checkpoint_path)
         schedule = Schedule(frames_per_game=cfg.frames_per_game, frame_skip=cfg.frame_skip, num_games=num_games,
                             learning_starts=cfg.learning_starts * num_games,
                             agent_steps_per_update=cfg.update_every,

@@ -34,7 +34,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..checkpoint import load_checkpoint
+from ..checkpoint import load_checkpoint, meta_value
 from ..env import MultiGameEnvPool
 from ..games import canonical_name
 from ..networks import build_network
@@ -88,14 +88,14 @@ def init_from_amn(amn_path: str | os.PathLike, legal_actions, *, output: str = "
     """
     if output not in OUTPUTS:
         raise ValueError(f"output must be one of {OUTPUTS}, got {output!r}")
-    payload = load_checkpoint(amn_path, expect={"kind": "amn"})
+    payload = load_checkpoint(amn_path, expect={"kind": "amn"}, require=("online",))
     meta = payload["meta"]
-    amn_architecture = meta["architecture"]
+    amn_architecture = meta_value(amn_path, meta, "architecture")
     if architecture not in ("auto", amn_architecture):
         raise ValueError(f"architecture={architecture!r}, but the AMN checkpoint {str(amn_path)!r} is a "
                          f"{amn_architecture!r} network; a transfer DQN has its AMN's architecture (use 'auto')")
     legal = np.asarray(legal_actions)
-    num_actions = meta["num_actions"]
+    num_actions = meta_value(amn_path, meta, "num_actions")
     if (legal.ndim != 1 or legal.size == 0 or not np.issubdtype(legal.dtype, np.integer)
             or legal.min() < 0 or legal.max() >= num_actions or len(np.unique(legal)) != legal.size):
         raise ValueError(f"legal_actions must be distinct action indices in [0, {num_actions}), "

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 from pathlib import Path
 
 from ..sizes import format_count
@@ -61,5 +62,41 @@ def layered_settings(args: argparse.Namespace, settings_cls, fixed: dict | None 
     values.update({k: v for k, v in vars(args).items() if k in fields})
     values.update(fixed or {})
     checkpoint = Path(str(values.get("out", fields["out"]["default"]))) / CHECKPOINT_NAME
-    saved = load_checkpoint(checkpoint)["config"] if args.resume and checkpoint.exists() else {}
+    saved = {}
+    if args.resume and checkpoint.exists():
+        payload = load_checkpoint(checkpoint, require=("config",), mmap=True)
+        kind = payload["meta"].get("kind")
+        if kind not in settings_cls.CHECKPOINT_KINDS:
+            raise ValueError(f"--resume: {str(checkpoint)!r} is a checkpoint of a {kind!r} run, not of this "
+                             f"command's (kind {' or '.join(map(repr, settings_cls.CHECKPOINT_KINDS))}); "
+                             f"--out names another run's folder")
+        saved = payload["config"]
     return settings_cls.from_dict({**saved, **values}, source=args.config or "command line")
+
+
+def preflight(cfg, resume: bool, expect: dict[str, dict] | None = None) -> None:
+    """The checks a training command makes before any slow set-up, each a ValueError naming its option:
+    the device is usable, every run folder can be written, and (with --resume) each folder's checkpoint is
+    for this run (expect: folder -> the meta keys its checkpoint must have)."""
+    from ..checkpoint import CHECKPOINT_NAME, load_checkpoint
+    from ..run.context import resolve_device
+
+    try:
+        resolve_device(cfg.device)
+    except ValueError as exc:
+        raise ValueError(f"--device: {exc}") from None
+    for folder in (expect or {Path(cfg.out): {}}):
+        writable_folder(Path(folder), "--out")
+        checkpoint = Path(folder) / CHECKPOINT_NAME
+        if resume and expect and checkpoint.exists():
+            load_checkpoint(checkpoint, expect=expect[folder], mmap=True)
+
+
+def writable_folder(folder: Path, option: str) -> None:
+    """Create folder (and its parents) if needed; ValueError naming the option when it cannot be written."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ValueError(f"{option}: cannot create the folder {str(folder)!r}: {exc.strerror or exc}") from None
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise ValueError(f"{option}: the folder {str(folder)!r} is not writable")

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import argparse
 import json
+from pathlib import Path
 
 from ..agents.distill import DistillConfig
-from .common import add_run_options, jsonable, layered_settings
+from .common import add_run_options, jsonable, layered_settings, preflight
 
 NAME = "distill"
 
@@ -34,6 +35,8 @@ def run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     try:
         cfg = layered_settings(args, DistillConfig)
         experts = load_experts(cfg.expert_paths, cfg.game_list)   # a bad expert list is a usage error
+        preflight(cfg, args.resume, {Path(cfg.out): {"kind": "amn", "games": experts.games,
+                                                     "architecture": cfg.architecture, "beta": float(cfg.beta)}})
     except (ValueError, FileNotFoundError) as exc:
         parser.error(str(exc))
     summary = distill(cfg, resume=args.resume, experts=experts)

@@ -33,6 +33,7 @@ def register(subparsers) -> None:
 def run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     from ..agents.dqn import load_expert
     from ..evaluation import evaluate, greedy_act
+    from ..run.context import resolve_device
 
     try:
         episodes = parse_count(args.episodes, "--episodes")
@@ -41,6 +42,12 @@ def run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         max_frames = None if args.max_frames is None else parse_count(args.max_frames, "--max-frames")
         if args.envs < 1:
             raise ValueError(f"--envs must be >= 1, got {args.envs}")
+        if not 0 <= args.epsilon <= 1:
+            raise ValueError(f"--epsilon must be in [0, 1], got {args.epsilon}")
+        try:
+            resolve_device(args.device)
+        except ValueError as exc:
+            raise ValueError(f"--device: {exc}") from None
         if args.record and Path(args.record).suffix.lower() not in (".gif", ".mp4"):
             raise ValueError(f"--record must end in .gif or .mp4, got {args.record!r}")
         network, meta = load_expert(args.checkpoint, device=args.device)

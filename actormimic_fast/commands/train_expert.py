@@ -11,7 +11,7 @@ import json
 from pathlib import Path
 
 from ..agents.dqn import DQNConfig
-from .common import add_run_options, jsonable, layered_settings
+from .common import add_run_options, jsonable, layered_settings, preflight
 
 NAME = "train-expert"
 
@@ -34,7 +34,7 @@ def register(subparsers) -> None:
 def run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     from ..agents.dqn import train_expert, train_experts
     from ..distributed import device_for_process, games_for_process, process_info
-    from ..games import rom_path
+    from ..games import canonical_name, rom_path
     from ..run.settings import game_names
 
     try:
@@ -55,6 +55,9 @@ def run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
             cfg = first.replace(out=cfg.out, device=device_for_process(cfg.device, info))
         else:
             rom_path(cfg.game)  # unknown game -> ValueError listing the valid names
+        folders = {Path(cfg.out): cfg.game} if games is None else {Path(cfg.out) / g: g for g in games}
+        preflight(cfg, args.resume, {folder: {"kind": "expert", "game": canonical_name(game),
+                                              "architecture": cfg.architecture} for folder, game in folders.items()})
     except (ValueError, FileNotFoundError) as exc:
         parser.error(str(exc))
     if games is None:

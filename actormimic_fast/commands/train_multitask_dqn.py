@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import argparse
 import json
+from pathlib import Path
 
 from ..agents.multitask_dqn import MultitaskDQNConfig
-from .common import add_run_options, jsonable, layered_settings
+from .common import add_run_options, jsonable, layered_settings, preflight
 
 NAME = "train-multitask-dqn"
 
@@ -37,6 +38,8 @@ def run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         cfg = layered_settings(args, MultitaskDQNConfig)
         for game in cfg.game_list:
             rom_path(game)   # unknown game -> ValueError listing the valid names
+        preflight(cfg, args.resume, {Path(cfg.out): {"kind": cfg.variant, "games": cfg.game_list,
+                                                     "architecture": "nature"}})
     except (ValueError, FileNotFoundError) as exc:
         parser.error(str(exc))
     summary = train_multitask_dqn(cfg, resume=args.resume)

@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import argparse
 import json
+from pathlib import Path
 
 from ..agents.transfer import TransferConfig
-from .common import add_run_options, jsonable, layered_settings
+from .common import add_run_options, jsonable, layered_settings, preflight
 
 NAME = "transfer"
 
@@ -33,8 +34,9 @@ def run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     from ..agents.transfer import transfer_start
 
     try:
-        cfg, initial_online, run_info = transfer_start(
-            layered_settings(args, TransferConfig))
+        cfg, initial_online, run_info = transfer_start(layered_settings(args, TransferConfig))
+        preflight(cfg, args.resume, {Path(cfg.out): {"kind": "expert", "game": cfg.game,
+                                                     "architecture": cfg.architecture, "run": run_info}})
     except (ValueError, FileNotFoundError) as exc:
         parser.error(str(exc))
     summary = train_expert(cfg, resume=args.resume, initial_online=initial_online, run_info=run_info)

@@ -18,7 +18,7 @@ from typing import Any
 
 import torch
 
-from ..checkpoint import CHECKPOINT_NAME, load_checkpoint
+from ..checkpoint import CHECKPOINT_NAME, RESUME_KEYS, load_checkpoint
 from ..distributed import ProcessInfo, device_for_process, process_info
 from ..env import MultiGameEnvPool
 
@@ -97,11 +97,11 @@ class RunContext:
     @classmethod
     def start(cls, cfg, *, expect: dict[str, Any] | list[dict[str, Any]], resume: bool, num_envs: int,
               folders: list[Path] | None = None, data_parallel: bool = False,
-              agent_steps_per_step: int | None = None) -> "RunContext":
+              agent_steps_per_step: int | None = None, require: tuple[str, ...] = RESUME_KEYS) -> "RunContext":
         """Resolve the device, leave the pool its cores, and load each folder's checkpoint.pt when resuming.
 
         folders: the run folders (default: [cfg.out]); expect: the meta keys each one's checkpoint must have
-            (load_checkpoint checks them), one dict for all or one per folder.
+            (load_checkpoint checks them), one dict for all or one per folder; require: the entries it must hold.
         data_parallel: one run over every torchrun process (distill's DDP): the rank moves the env seeds
             and only process 0 writes files. Otherwise the run is this process's alone.
         agent_steps_per_step: for checkpoints older than the agent_steps counter that counted lockstep
@@ -126,7 +126,7 @@ class RunContext:
                 raise ValueError(f"--resume: checkpoints exist in {have} but not in {lack}; runs trained together "
                                  f"resume together (start the missing ones in a run of their own)")
             if all(found):
-                payloads = [load_checkpoint(folder / CHECKPOINT_NAME, expect=e, map_location="cpu")
+                payloads = [load_checkpoint(folder / CHECKPOINT_NAME, expect=e, map_location="cpu", require=require)
                             for folder, e in zip(folders, expects)]
         counters = Counters(output_episodes=[0] * len(folders))
         if payloads is not None:

@@ -43,13 +43,17 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..checkpoint import CHECKPOINT_NAME, save_checkpoint
+from ..checkpoint import CHECKPOINT_NAME, remove_stale_temp_files, save_checkpoint
 from ..env import MultiGameEnvPool
 from ..evaluation import GameResult
-from ..metrics import RunLogger, write_run_info
+from ..metrics import ResumePoint, RunLogger, write_run_info
 from .acting import ActorWeights
 from .context import RunContext
 from .learner import Learner, Learns
+
+class TrainingDiverged(RuntimeError):
+    """The loss or the weights stopped being finite; the last checkpoint written before is kept."""
+
 
 MAX_LAG = 4.0          # updates the overlapped learner may fall behind before the actor waits
 ACTOR_REFRESH = 4      # the actor's weights are copied from the online network every this many updates
@@ -172,11 +176,17 @@ class RunLoop:
                                cuda_graphs=getattr(run.cfg, "cuda_graphs", True),
                                on_update=self.actor_weights.refresh if self.actor_weights else None)
         if run.lead:
-            for output in self.outputs:
+            for o, output in enumerate(self.outputs):
+                remove_stale_temp_files(output.folder / CHECKPOINT_NAME)   # left by a kill during a write
                 write_run_info(output.folder, **output.run_info)
+                resume_at = None
+                if run.payloads is not None:
+                    resume_at = ResumePoint(frames=self.frames, episodes=counters.output_episodes[o],
+                                            epochs=counters.epochs)
                 self.loggers.append(RunLogger(output.folder, total_frames=schedule.frames_per_game,
                                               initial_frames=self.frames, tensorboard=run.cfg.tensorboard,
-                                              progress=run.cfg.progress, description=output.description))
+                                              progress=run.cfg.progress, description=output.description,
+                                              resume_at=resume_at))
         actor_stream = torch.cuda.Stream(device) if device.type == "cuda" and not self.lockstep else None
         try:
             with torch.cuda.stream(actor_stream) if actor_stream is not None else contextlib.nullcontext():
@@ -303,8 +313,13 @@ class RunLoop:
         counters, schedule = self.counters, self.schedule
         fps = ((counters.agent_steps - self._log_steps) * schedule.frame_skip * schedule.world
                / max(now - self._log_time, 1e-9))                               # every game's frames
+        updated = self.learner.updates > counters.updates
         self.last_metrics = self.learner.read_metrics()
         counters.updates = self.learner.updates
+        bad = {k: v for k, v in self.last_metrics.items() if not math.isfinite(v)}
+        if updated and bad:
+            self._diverged(f"{', '.join(f'{k} = {v}' for k, v in bad.items())} (mean since the last progress row)",
+                           frames)
         for o, (output, logger) in enumerate(zip(self.outputs, self.loggers)):
             returns = self.output_returns[o]
             recent = float(np.mean(returns)) if returns else math.nan
@@ -322,8 +337,18 @@ class RunLoop:
         self.counters.update_credit = self.learner.pending_credit
         self.counters.wall_s = self._start_wall + time.perf_counter() - self._start_time
 
+    def _diverged(self, what: str, frames: int) -> None:
+        kept = [str(o.folder / CHECKPOINT_NAME) for o in self.outputs if (o.folder / CHECKPOINT_NAME).exists()]
+        raise TrainingDiverged(f"training diverged at frame {frames} (update {self.learner.updates}): {what}; "
+                               + (f"the last good checkpoint is kept: {', '.join(kept)}" if kept else
+                                  "no checkpoint was written before")
+                               + " (a smaller --lr, or another --optimizer, may help)")
+
     def _checkpoint(self) -> None:
         cfg = self.run_ctx.cfg
+        # one host read per checkpoint: never overwrite a good checkpoint with weights that are not finite
+        if not bool(torch.stack([p.detach().isfinite().all() for p in self.algo.online.parameters()]).all()):
+            self._diverged("the online network's weights are not finite", self.frames)
         for o, output in enumerate(self.outputs):
             state, meta = self.algo.checkpoint(o)
             state["counters"] = self.public_counters(o)

@@ -53,6 +53,7 @@ class Settings:
     """
 
     TOML_TABLE = ""
+    CHECKPOINT_KINDS: tuple[str, ...] = ()   # meta["kind"] of the checkpoints a resumed run of this config reads
     PER_GAME = ""    # said in the help of frame counts: "" for one game, " of each game" for multi-game runs
 
     def __post_init__(self):
