@@ -61,3 +61,27 @@ def layered_settings(args: argparse.Namespace, settings_cls, fixed: dict | None 
     checkpoint = Path(str(values.get("out", fields["out"]["default"]))) / checkpoint_name
     saved = load_checkpoint(checkpoint)["config"] if args.resume and checkpoint.exists() else {}
     return settings_cls.from_dict({**saved, **values}, source=args.config or "command line")
+
+
+def add_video_options(parser: argparse.ArgumentParser, scale: int) -> None:
+    """--view, --scale, --every and --fps: how evaluate --record and play draw and pace their videos."""
+    from ..video import VIEWS
+
+    group = parser.add_argument_group("video")
+    group.add_argument("--view", choices=VIEWS, default="screen",
+                       help="screen: the emulator's 210x160 colour screen; observation: the agent's 84x84 "
+                            "grayscale frame (default: screen)")
+    group.add_argument("--scale", type=int, default=scale, help=f"integer upscale of the video (default: {scale})")
+    group.add_argument("--every", type=int, default=1,
+                       help="keep one agent step in N in the video, for smaller files (default: 1)")
+    group.add_argument("--fps", type=float, default=15.0,
+                       help="video frames per second; 15 is real time for frame skip 4 (default: 15)")
+
+
+def check_video_options(args: argparse.Namespace) -> None:
+    """ValueError naming the option for a --scale, --every or --fps out of range."""
+    for flag, value in (("--scale", args.scale), ("--every", args.every)):
+        if value < 1:
+            raise ValueError(f"{flag} must be >= 1, got {value}")
+    if not args.fps > 0:
+        raise ValueError(f"--fps must be > 0, got {args.fps}")
