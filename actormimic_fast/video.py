@@ -27,6 +27,7 @@ import numpy as np
 VIDEO_SUFFIXES = (".gif", ".mp4")
 VIEWS = ("screen", "observation")
 CAPTION_HEIGHT = 14                  # pixels under each tile, at scale 1
+GRID_GAP = 4                         # black pixels between the tiles of a grid, at scale 1
 OBSERVATION_SCALE = 2                # an 84x84 observation tile is shown at 168x168
 _TEXT, _CAPTION_BACKGROUND = (255, 255, 255), (0, 0, 0)
 
@@ -103,17 +104,19 @@ def grid_shape(count: int) -> tuple[int, int]:
 
 
 def grid(tiles: Sequence[np.ndarray]) -> np.ndarray:
-    """Equal-size [H, W, 3] tiles laid out row by row in grid_shape(len(tiles)); empty cells are black."""
+    """Equal-size [H, W, 3] tiles laid out row by row in grid_shape(len(tiles)), GRID_GAP black pixels apart;
+    empty cells are black."""
     if not tiles:
         raise ValueError("tiles must hold at least one tile, got none")
     height, width = tiles[0].shape[:2]
     rows, columns = grid_shape(len(tiles))
-    out = np.zeros((rows * height, columns * width, 3), np.uint8)
+    out = np.zeros((rows * (height + GRID_GAP) - GRID_GAP, columns * (width + GRID_GAP) - GRID_GAP, 3), np.uint8)
     for i, tile in enumerate(tiles):
         if tile.shape != tiles[0].shape:
             raise ValueError(f"tiles must share one shape, got {tiles[0].shape} and {tile.shape} (tile {i})")
         r, c = divmod(i, columns)
-        out[r * height:(r + 1) * height, c * width:(c + 1) * width] = tile
+        top, left = r * (height + GRID_GAP), c * (width + GRID_GAP)
+        out[top:top + height, left:left + width] = tile
     return out
 
 

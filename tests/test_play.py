@@ -15,11 +15,12 @@ from actormimic_fast.checkpoint import save_checkpoint
 from actormimic_fast.checkpoint_policy import check_pool_matches, load_policy
 from actormimic_fast.cli import main
 from actormimic_fast.networks import build_network
-from actormimic_fast.video import CAPTION_HEIGHT
+from actormimic_fast.video import CAPTION_HEIGHT, GRID_GAP
 from test_video import gif_frames, mp4_frames
 
 LEGAL = {"pong": [0, 1, 3, 4, 11, 12], "breakout": [0, 1, 3, 4], "boxing": list(range(18))}
 TILE = (210 + CAPTION_HEIGHT, 160)
+CELL = (TILE[0] + GRID_GAP, TILE[1] + GRID_GAP)      # a tile of a grid and the gap after it
 
 
 def save_expert(path, game, seed=0):
@@ -142,11 +143,11 @@ def test_play_amn_writes_a_grid_gif_with_a_tile_per_game(tmp_path, capsys):
     assert summary["video_frames"] == 60 and summary["frames_per_game"] == 240
     assert set(summary["episodes"]) == {"pong", "breakout", "boxing"}
     frames, durations = gif_frames(tmp_path / "grid.gif")
-    assert frames.shape[1:] == (2 * TILE[0], 2 * TILE[1], 3)          # 3 games: a 2x2 grid
+    assert frames.shape[1:] == (CELL[0] + TILE[0], CELL[1] + TILE[1], 3)     # 3 games: a 2x2 grid
     assert sum(durations) == 60 * 50
-    assert not frames[:, TILE[0]:, TILE[1]:].any()                    # the 4th cell stays black
+    assert not frames[:, CELL[0]:, CELL[1]:].any()                    # the 4th cell stays black
     for r, c in [(0, 0), (0, 1), (1, 0)]:                             # every game's tile shows a screen
-        assert frames[-1, r * TILE[0]:r * TILE[0] + 210, c * TILE[1]:(c + 1) * TILE[1]].any()
+        assert frames[-1, r * CELL[0]:r * CELL[0] + 210, c * CELL[1]:c * CELL[1] + 160].any()
 
 
 def test_play_mcdqn_to_mp4_every_third_step_scaled(tmp_path, capsys):
@@ -155,7 +156,7 @@ def test_play_mcdqn_to_mp4_every_third_step_scaled(tmp_path, capsys):
                              "--every", "3", "--scale", "2", "--epsilon", "0")
     assert code == 0, err
     assert json.loads(out.strip().splitlines()[-1])["video_frames"] == 14     # 40 steps, one in 3
-    assert mp4_frames(tmp_path / "grid.mp4").shape == (14, 2 * TILE[0], 2 * 2 * TILE[1], 3)
+    assert mp4_frames(tmp_path / "grid.mp4").shape == (14, 2 * TILE[0], 2 * (CELL[1] + TILE[1]), 3)
 
 
 def test_play_a_set_of_experts_in_the_observation_view(tmp_path, capsys):
@@ -167,7 +168,7 @@ def test_play_a_set_of_experts_in_the_observation_view(tmp_path, capsys):
     summary = json.loads(out.strip().splitlines()[-1])
     assert summary["kind"] == "experts" and summary["games"] == ["pong", "breakout"]
     frames, _ = gif_frames(tmp_path / "x.gif")
-    assert frames.shape[1:] == (168 + CAPTION_HEIGHT, 2 * 168, 3)
+    assert frames.shape[1:] == (168 + CAPTION_HEIGHT, 2 * 168 + GRID_GAP, 3)
 
 
 @pytest.mark.parametrize("args,message", [

@@ -6,7 +6,7 @@ import pytest
 from PIL import Image
 
 from actormimic_fast import MultiGameEnvPool
-from actormimic_fast.video import (CAPTION_HEIGHT, PoolVideo, VideoWriter, captioned, check_video_path, grid,
+from actormimic_fast.video import (CAPTION_HEIGHT, GRID_GAP, PoolVideo, VideoWriter, captioned, check_video_path, grid,
                                    grid_shape, observation_tile, upscale)
 
 
@@ -108,9 +108,12 @@ def test_tiles_captions_and_grid_layout():
     assert not captioned(screen, "pong")[210:, 80:].any()                   # no score: nothing on the right
     tiles = [np.full((4, 3, 3), i + 1, np.uint8) for i in range(5)]
     out = grid(tiles)
-    assert out.shape == (8, 9, 3)
-    np.testing.assert_array_equal(out[4:8, 3:6], tiles[4])                  # row 1, column 1
-    assert not out[4:8, 6:9].any()                                          # the empty cell is black
+    h, w = 4 + GRID_GAP, 3 + GRID_GAP                                       # a tile and the gap after it
+    assert out.shape == (h + 4, 2 * w + 3, 3)
+    np.testing.assert_array_equal(out[h:h + 4, w:w + 3], tiles[4])          # row 1, column 1
+    assert not out[h:, 2 * w:].any()                                        # the empty cell is black
+    assert not out[4:h].any() and not out[:, 3:w].any()                     # black gaps between tiles
+    assert grid(tiles[:1]).shape == (4, 3, 3)                               # one tile: no gap
     obs = np.arange(84 * 84, dtype=np.uint8).reshape(84, 84)
     shown = observation_tile(obs)
     assert shown.shape == (168, 168, 3)
@@ -135,13 +138,13 @@ def test_pool_video_scores_captions_and_frames(tmp_path):
         if step % 2 == 0:
             frames.append(video.frame())
             np.testing.assert_array_equal(frames[-1][:210, :160], pool.screens[1])
-            np.testing.assert_array_equal(frames[-1][:210, 160:], pool.screens[2])
+            np.testing.assert_array_equal(frames[-1][:210, 160 + GRID_GAP:], pool.screens[2])
             scores.append(video.scores.copy())
     assert (np.array(scores) != 0).any()              # pong gives points (mostly -1) within 400 steps
     assert video.close() == 200
     assert not pool.capturing.any()                   # close() stops the capture
     decoded, durations = gif_frames(tmp_path / "grid.gif")
-    assert decoded.shape[1:] == (210 + CAPTION_HEIGHT, 320, 3)
+    assert decoded.shape[1:] == (210 + CAPTION_HEIGHT, 320 + GRID_GAP, 3)
     np.testing.assert_array_equal(expand(decoded, durations, 50), np.stack(frames))
     # the caption changes exactly when a tile's score does
     changed = [not np.array_equal(a[210:, :160], b[210:, :160]) for a, b in zip(frames, frames[1:])]
