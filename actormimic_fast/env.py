@@ -12,6 +12,8 @@ with ``episode_start`` set and reward 0.
 Returned arrays are read-only views of the pool's own buffers: valid until the next call that writes
 them (step/reset for per-env outputs, recv for batches). Copy what must outlive that.
 ``pool.env_tensors`` / ``pool.batch_tensors`` hold zero-copy torch tensors of the same buffers.
+``pool.capture_screens(env_ids)`` makes chosen envs also write the emulator's colour screen into
+``pool.screens`` (for videos, actormimic_fast/video.py); the others pay nothing.
 """
 
 from __future__ import annotations
