@@ -6,6 +6,11 @@ by wall-clock time and by CPU time (all the process's threads: the pool's worker
 idle, so CPU time counts the work done per frame and is far less disturbed by other processes on a busy machine).
 
     python benchmarks/ab_pool_step.py OLD.so NEW.so [--rounds 8] [--steps 400]
+    python benchmarks/ab_pool_step.py OLD.so NEW.so --instructions [--steps 200]   # valgrind's callgrind
+
+--instructions counts the instructions executed inside MultiGameEnvPool::step instead (one process per build,
+num_threads=1 so the caller's thread steps every env): deterministic for the same seed and actions, so it shows
+small differences that timings on a shared machine cannot (a few minutes per build under valgrind).
 
 Each build runs with this checkout's Python package and its .so swapped in (a copy in a temporary folder), so the
 Python side is the same for both.
@@ -25,11 +30,12 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 
+STEP_SYMBOL = "actormimic_fast::env::MultiGameEnvPool::step(long const*)"
 MEASURE = """
 import time, numpy as np
 from actormimic_fast import PAPER_MULTITASK_GAMES, MultiGameEnvPool
 steps = {steps}
-with MultiGameEnvPool(PAPER_MULTITASK_GAMES, seed=0) as pool:
+with MultiGameEnvPool(PAPER_MULTITASK_GAMES, seed=0, num_threads={threads}) as pool:
     rng = np.random.default_rng(0)
     actions = np.stack([rng.choice(np.flatnonzero(m), size=steps) for m in pool.env_action_masks], axis=1)
     pool.reset()
@@ -52,22 +58,47 @@ def package_with(so: Path, folder: Path) -> Path:
     return folder
 
 
+def instructions(path: Path, steps: int, tmp: Path) -> int:
+    """Instructions executed inside MultiGameEnvPool::step over `steps` steps, counted by callgrind."""
+    out_file = tmp / f"callgrind.{path.name}"
+    proc = subprocess.run(["valgrind", "--tool=callgrind", f"--callgrind-out-file={out_file}", "--collect-atstart=no",
+                           f"--toggle-collect={STEP_SYMBOL}", sys.executable, "-c",
+                           MEASURE.format(steps=steps, threads=1)],
+                          env=dict(os.environ, PYTHONPATH=str(path)), cwd=tmp, capture_output=True, text=True,
+                          check=True)
+    for line in proc.stderr.splitlines():
+        if "Collected :" in line:
+            return int(line.split(":")[-1].strip())
+    raise RuntimeError(f"callgrind printed no instruction count:\n{proc.stderr[-2000:]}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("builds", nargs=2, type=Path, metavar="SO", help="the two extension builds (A, then B)")
     parser.add_argument("--rounds", type=int, default=8)
     parser.add_argument("--steps", type=int, default=400, help="agent steps per measurement")
+    parser.add_argument("--instructions", action="store_true",
+                        help="count instructions in MultiGameEnvPool::step with valgrind's callgrind instead of timing")
     args = parser.parse_args()
     for so in args.builds:
         if not so.is_file():
             parser.error(f"build {str(so)!r} does not exist")
     with tempfile.TemporaryDirectory() as tmp:
         paths = [package_with(so.resolve(), Path(tmp) / f"build{i}") for i, so in enumerate(args.builds)]
+        if args.instructions:
+            counts = [instructions(path, args.steps, Path(tmp)) for path in paths]
+            env_steps = (min(50, args.steps) + args.steps) * 8     # the warm-up steps are counted too
+            for name, count in zip("AB", counts):
+                print(f"{name}: {count:,} instructions in MultiGameEnvPool::step ({count / env_steps:,.0f} per env step)")
+            print(f"B - A: {counts[1] - counts[0]:+,} instructions ({(counts[1] - counts[0]) / env_steps:+.1f} per env "
+                  f"step, {100 * (counts[1] / counts[0] - 1):+.5f}%)")
+            return
         rates: dict[str, list[list[float]]] = {"wall": [[], []], "cpu": [[], []]}
         for r in range(args.rounds):
             for i in ((0, 1) if r % 2 == 0 else (1, 0)):
                 env = dict(os.environ, PYTHONPATH=str(paths[i]))
-                out = subprocess.run([sys.executable, "-c", MEASURE.format(steps=args.steps)], env=env, cwd=tmp,
+                out = subprocess.run([sys.executable, "-c", MEASURE.format(steps=args.steps, threads=os.cpu_count())],
+                                     env=env, cwd=tmp,
                                      capture_output=True, text=True, check=True)
                 wall, cpu = map(float, out.stdout.strip().splitlines()[-1].split())
                 rates["wall"][i].append(wall)
