@@ -12,6 +12,8 @@ with ``episode_start`` set and reward 0.
 Returned arrays are read-only views of the pool's own buffers: valid until the next call that writes
 them (step/reset for per-env outputs, recv for batches). Copy what must outlive that.
 ``pool.env_tensors`` / ``pool.batch_tensors`` hold zero-copy torch tensors of the same buffers.
+``pool.capture_screens(env_ids)`` makes chosen envs also write the emulator's colour screen into
+``pool.screens`` (for videos, actormimic_fast/video.py); the others pay nothing.
 """
 
 from __future__ import annotations
@@ -186,6 +188,7 @@ class MultiGameEnvPool:
         self.game_ids: np.ndarray = self._pool.game_ids              # int32 [num_envs]
         self.action_masks.flags.writeable = False
         self.game_ids.flags.writeable = False
+        self._screens: np.ndarray | None = None   # the colour screens' view, once an env captures
 
     # -- sizes -------------------------------------------------------------------------------------
     @property
@@ -261,6 +264,43 @@ class MultiGameEnvPool:
         """Wait for the first batch_size finished envs; rows are in finishing order, env_id says whose."""
         self._pool.recv()
         return self._batch_outputs
+
+    # -- colour screens (videos) ---------------------------------------------------------------------
+    def capture_screens(self, env_ids) -> None:
+        """Make exactly the envs in env_ids write their emulator's colour screen into ``screens`` after
+        every reset and step (ALE's RGB screen after the step's last emulator frame, not max-pooled);
+        ``[]`` stops every capture. An env switched on gets its current screen at once. Envs not
+        capturing cost nothing; observations never change. Changing the capture of an env whose action
+        is in flight (async mode) raises ValueError: recv() it first."""
+        ids = np.asarray(env_ids)
+        if ids.size == 0:
+            ids = ids.astype(np.int64)
+        if ids.dtype == np.bool_ or not np.issubdtype(ids.dtype, np.integer) or ids.ndim != 1:
+            raise TypeError(f"env_ids must be a 1-D sequence of integer env ids, got {env_ids!r}")
+        if ids.size and (ids.min() < 0 or ids.max() >= self.num_envs):
+            bad = ids[(ids < 0) | (ids >= self.num_envs)][0]
+            raise IndexError(f"env_ids: env id {bad} is out of range [0, {self.num_envs})")
+        flags = np.zeros(self.num_envs, np.uint8)
+        flags[ids] = 1
+        self._pool.capture_screens(flags)
+        if self._screens is None and ids.size:
+            self._screens = self._pool.screens()
+            self._screens.flags.writeable = False
+
+    @property
+    def capturing(self) -> np.ndarray:
+        """bool [num_envs]: which envs capture their colour screen (see capture_screens)."""
+        return self._pool.capturing
+
+    @property
+    def screens(self) -> np.ndarray:
+        """uint8 [num_envs, 210, 160, 3], read-only view: row e is env e's colour screen after its last
+        reset/step while it captures (a row stops changing when its capture stops). In async mode a row is
+        valid from the recv() that returns its env until that env is sent again. RuntimeError before the
+        first capture_screens() that names an env."""
+        if self._screens is None:
+            raise RuntimeError("screens: no env has captured its screen yet; call capture_screens(env_ids) first")
+        return self._screens
 
     # -- lifetime ----------------------------------------------------------------------------------
     def close(self) -> None:

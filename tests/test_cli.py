@@ -45,9 +45,10 @@ def test_train_expert_smoke_with_config_file_then_evaluate_and_record(tmp_path):
     assert result["episodes"] == 0 and result["mean"] is None and result["partial_return"] <= 0
     from PIL import Image
 
+    assert result["video_frames"] == 500                 # 2,000 frames = 500 agent steps, all of them recorded
     with Image.open(gif) as image:
-        # 2,000 frames = 500 agent steps; the GIF writer merges identical consecutive frames
-        assert 250 <= image.n_frames <= 500 and image.size == (252, 252)
+        # the colour screen and its caption at scale 2; the GIF writer merges identical consecutive frames
+        assert 250 <= image.n_frames <= 500 and image.size == (320, 448)
 
 
 def test_killed_run_resumes_to_the_requested_counters(tmp_path):

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import copy
 import datetime
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -38,7 +39,7 @@ import torch.distributed as dist
 from torch import nn
 
 from .. import ops
-from ..checkpoint import RESUME_KEYS, restore
+from ..checkpoint import RESUME_KEYS, load_checkpoint, meta_value, restore
 from ..evaluation import evaluate
 from ..games import NUM_ACTIONS, canonical_name
 from ..networks import ARCHITECTURES, build_network, scale_frames
@@ -241,6 +242,15 @@ def actor_mimic_loss(student_logits: torch.Tensor, teacher_q: torch.Tensor, acti
     per_row = (predicted_features.float() - expert_features.float()).square().sum(1)
     feature = per_row.sum() if reduction == "sum" else per_row.mean()
     return policy + beta * feature, policy, feature
+
+
+def load_amn(path: str | os.PathLike, device: str | torch.device = "cpu") -> tuple[nn.Module, dict]:
+    """An AMN checkpoint's network (18 outputs, eval mode) and its meta; ValueError naming the file otherwise."""
+    payload = load_checkpoint(path, expect={"kind": "amn"}, map_location=device, require=("online",))
+    meta = payload["meta"]
+    network = build_network(meta_value(path, meta, "architecture"), meta_value(path, meta, "num_actions"))
+    restore(network, payload["online"], path, "online")
+    return network.to(device).eval(), meta
 
 
 def amn_meta(games: list[str], legal_actions: list, architecture: str, beta: float) -> dict:

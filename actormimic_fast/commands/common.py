@@ -100,3 +100,27 @@ def writable_folder(folder: Path, option: str) -> None:
         raise ValueError(f"{option}: cannot create the folder {str(folder)!r}: {exc.strerror or exc}") from None
     if not os.access(folder, os.W_OK | os.X_OK):
         raise ValueError(f"{option}: the folder {str(folder)!r} is not writable")
+
+
+def add_video_options(parser: argparse.ArgumentParser, scale: int) -> None:
+    """--view, --scale, --every and --fps: how evaluate --record and play draw and pace their videos."""
+    from ..video import VIEWS
+
+    group = parser.add_argument_group("video")
+    group.add_argument("--view", choices=VIEWS, default="screen",
+                       help="screen: the emulator's 210x160 colour screen; observation: the agent's 84x84 "
+                            "grayscale frame (default: screen)")
+    group.add_argument("--scale", type=int, default=scale, help=f"integer upscale of the video (default: {scale})")
+    group.add_argument("--every", type=int, default=1,
+                       help="keep one agent step in N in the video, for smaller files (default: 1)")
+    group.add_argument("--fps", type=float, default=15.0,
+                       help="video frames per second; 15 is real time for frame skip 4 (default: 15)")
+
+
+def check_video_options(args: argparse.Namespace) -> None:
+    """ValueError naming the option for a --scale, --every or --fps out of range."""
+    for flag, value in (("--scale", args.scale), ("--every", args.every)):
+        if value < 1:
+            raise ValueError(f"{flag} must be >= 1, got {value}")
+    if not args.fps > 0:
+        raise ValueError(f"--fps must be > 0, got {args.fps}")

@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import argparse
 import json
-from pathlib import Path
 
 from ..sizes import parse_count
-from ..video import write_video
-from .common import jsonable
+from .common import add_video_options, check_video_options, jsonable
 
 NAME = "evaluate"
 
@@ -25,16 +23,22 @@ def register(subparsers) -> None:
     ev.add_argument("--envs", type=int, default=1, help="envs playing at once (default: 1)")
     ev.add_argument("--seed", type=int, default=12345, help="env and exploration seed (default: 12345)")
     ev.add_argument("--device", default="cpu", help="torch device (default: cpu)")
-    ev.add_argument("--record", metavar="VIDEO.gif|.mp4", help="write env 0's first episode (84x84 frames "
-                                                               "as the agent sees them) to a GIF or MP4")
+    ev.add_argument("--record", metavar="VIDEO.gif|.mp4",
+                    help="write env 0's first episode to a GIF or MP4: one video frame per agent step, the "
+                         "emulator's 210x160 colour screen after the step's last frame (--view observation: the "
+                         "agent's 84x84 frame), captioned with the game and the running score")
+    add_video_options(ev, scale=2)
     ev.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     from ..agents.dqn import load_expert
+    from ..env import MultiGameEnvPool
     from ..evaluation import evaluate, greedy_act
     from ..run.context import resolve_device
+    from ..video import PoolVideo, check_video_path
 
+    pool = video = None
     try:
         episodes = parse_count(args.episodes, "--episodes")
         if episodes < 1:
@@ -48,25 +52,36 @@ def run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
             resolve_device(args.device)
         except ValueError as exc:
             raise ValueError(f"--device: {exc}") from None
-        if args.record and Path(args.record).suffix.lower() not in (".gif", ".mp4"):
-            raise ValueError(f"--record must end in .gif or .mp4, got {args.record!r}")
+        check_video_options(args)
+        if args.record:
+            check_video_path(args.record, "--record")
         network, meta = load_expert(args.checkpoint, device=args.device)
+        # The pool evaluate() would build (same seed and settings), built here so the video can watch env 0.
+        pool = MultiGameEnvPool([meta["game"]], envs_per_game=args.envs, seed=args.seed)
+        if args.record:
+            video = PoolVideo(pool, [0], args.record, view=args.view, fps=args.fps, scale=args.scale,
+                              every=args.every, name="--record")
     except (ValueError, FileNotFoundError) as exc:
+        if pool is not None:
+            pool.close()
         parser.error(str(exc))
-    frames: list = []
-    recording = [bool(args.record)]
 
     def on_frame(obs, done):
-        if recording[0]:
-            frames.append(obs[0, -1].copy())
-            recording[0] = not bool(done[0])
+        if not video.closed:
+            video.add_step()
+            if done[0]:
+                video.close()
 
-    result = evaluate(greedy_act(network, meta["actions"], args.device), [meta["game"]],
-                      episodes_per_game=episodes, max_frames_per_game=max_frames, epsilon=args.epsilon,
-                      envs_per_game=args.envs, seed=args.seed, on_frame=on_frame if args.record else None)
+    try:
+        result = evaluate(greedy_act(network, meta["actions"], args.device), pool=pool,
+                          episodes_per_game=episodes, max_frames_per_game=max_frames, epsilon=args.epsilon,
+                          seed=args.seed, on_frame=on_frame if video else None)
+        if video:
+            video.close()
+    finally:
+        pool.close()
     r = result[meta["game"]]
-    if args.record:
-        write_video(args.record, frames)
     print(json.dumps({"game": r.game, "episodes": r.episodes, "mean": jsonable(r.mean), "max": jsonable(r.max),
-                      "frames": r.frames, "returns": r.returns, "partial_return": jsonable(r.partial_return)}))
+                      "frames": r.frames, "returns": r.returns, "partial_return": jsonable(r.partial_return),
+                      **({"video": str(args.record), "video_frames": video.writer.frames} if video else {})}))
     return 0

@@ -83,6 +83,29 @@ void bind_env(py::module_& m) {
              pool.send(a, ids, count);
            })
       .def("recv", &MultiGameEnvPool::recv, py::call_guard<py::gil_scoped_release>())
+      .def("capture_screens",
+           [](MultiGameEnvPool& pool, py::array_t<uint8_t, py::array::c_style> flags) {
+             if (flags.ndim() != 1 || flags.shape(0) != pool.num_envs())
+               throw std::invalid_argument("flags must have shape (" + std::to_string(pool.num_envs()) + ",)");
+             const uint8_t* data = flags.data();
+             py::gil_scoped_release release;
+             pool.capture_screens(data);
+           })
+      .def_property_readonly("capturing",
+                             [](MultiGameEnvPool& pool) {
+                               auto& flags = pool.capturing();
+                               py::array_t<bool> out(static_cast<py::ssize_t>(flags.size()));
+                               std::copy(flags.begin(), flags.end(), out.mutable_data());
+                               return out;
+                             })
+      .def("screens",
+           [](py::object self) {
+             auto& pool = self.cast<MultiGameEnvPool&>();
+             auto& screens = pool.screens();
+             if (screens.empty())
+               throw std::runtime_error("screens: no env has captured its screen yet; call capture_screens() first");
+             return view(screens.data(), {pool.num_envs(), env::kScreenHeight, env::kScreenWidth, 3}, self);
+           })
       .def("close", &MultiGameEnvPool::close, py::call_guard<py::gil_scoped_release>())
       .def_property_readonly("closed", &MultiGameEnvPool::closed)
       .def_property_readonly("num_envs", &MultiGameEnvPool::num_envs)

@@ -150,6 +150,7 @@ MultiGameEnvPool::MultiGameEnvPool(const std::vector<Game>& games, int envs_per_
   step_nanos_.assign(num_envs, 0);
   reset_next_.assign(num_envs, 0);
   in_flight_.assign(num_envs, 0);
+  capture_screen_.assign(num_envs, 0);
   scratch_ids_.resize(num_envs);
   // The caller's thread is the last worker (see collect()); more background threads than envs would idle.
   for (int t = 0; t < std::min(num_threads - 1, num_envs); ++t) workers_.emplace_back([this] { worker_loop(); });
@@ -174,6 +175,7 @@ void MultiGameEnvPool::run_task(int env) {
     const EnvSlot slot = env_outputs_.slot(env, config_.stack);
     if (reset_next_[env]) envs_[env]->reset(slot);
     else envs_[env]->step(actions_[env], slot);
+    if (capture_screen_[env]) envs_[env]->screen_rgb(screens_.data() + static_cast<std::size_t>(env) * kScreenRgbBytes);
     step_nanos_[env] =
         std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() - start).count();
   } catch (...) {
@@ -286,6 +288,24 @@ void MultiGameEnvPool::send(const int64_t* actions, const int32_t* env_ids, int 
     reset_next_[ids[i]] = 0;
   }
   dispatch(ids);
+}
+
+void MultiGameEnvPool::capture_screens(const uint8_t* flags) {
+  std::lock_guard<std::mutex> lock(api_mutex_);
+  check_open();
+  for (int e = 0; e < num_envs(); ++e) {  // validate everything before anything changes
+    if (in_flight_[e] && (flags[e] != 0) != (capture_screen_[e] != 0))
+      throw std::invalid_argument("env_ids: env " + std::to_string(e) +
+                                  " has an action in flight; recv() it before changing its screen capture");
+  }
+  const bool any = std::any_of(flags, flags + num_envs(), [](uint8_t f) { return f != 0; });
+  if (any && screens_.empty()) screens_.assign(static_cast<std::size_t>(num_envs()) * kScreenRgbBytes, 0);
+  for (int e = 0; e < num_envs(); ++e) {
+    const bool on = flags[e] != 0;
+    // The env is idle (not in flight), so this thread may read its emulator.
+    if (on && !capture_screen_[e]) envs_[e]->screen_rgb(screens_.data() + static_cast<std::size_t>(e) * kScreenRgbBytes);
+    capture_screen_[e] = on;
+  }
 }
 
 void MultiGameEnvPool::recv() {

@@ -22,6 +22,10 @@
 //  - step() queues envs longest-last-step first (LPT scheduling): envs of slow games start first, so
 //    fewer workers idle at the end of a synchronous step.
 //  - The destructor (and close()) closes both queues, which wakes and ends every worker, then joins.
+//  - Colour screens (for videos): capture_screens() sets a per-env flag, only for envs not in flight, so
+//    the queue handoff orders the flag before the worker reads it, as for actions. After each reset/step
+//    a flagged env's worker writes its RGB screen into its row of screens(); an unflagged env pays one
+//    byte read. A row is valid, like the env's output row, until that env is next queued.
 #pragma once
 
 #include <atomic>
@@ -80,6 +84,10 @@ class MultiGameEnvPool {
   void recv();
   /// Stops the workers; later calls throw std::runtime_error.
   void close();
+  /// Sets which envs write their colour screen into screens() after every reset/step (flags[env] != 0;
+  /// num_envs flags); an env switched on gets its current screen at once. Throws std::invalid_argument
+  /// if the flag of an env in flight would change.
+  void capture_screens(const uint8_t* flags);
 
   int num_envs() const { return static_cast<int>(envs_.size()); }
   int num_games() const { return static_cast<int>(games_.size()); }
@@ -94,6 +102,11 @@ class MultiGameEnvPool {
   const std::vector<int32_t>& game_ids() const { return game_ids_; }
   PoolOutputs& env_outputs() { return env_outputs_; }
   PoolOutputs& batch_outputs() { return batch_outputs_; }
+  /// Per env: 1 while capture_screens() has it write its colour screen.
+  const std::vector<uint8_t>& capturing() const { return capture_screen_; }
+  /// [num_envs, 210, 160, 3] RGB screens of the capturing envs; empty until the first capture, then never
+  /// reallocated (so views of it stay valid).
+  std::vector<uint8_t>& screens() { return screens_; }
 
  private:
   void worker_loop();
@@ -120,6 +133,8 @@ class MultiGameEnvPool {
   std::vector<uint8_t> in_flight_;     // caller-side bookkeeping, guarded by api_mutex_
   int num_in_flight_ = 0;
   PoolOutputs env_outputs_, batch_outputs_;
+  std::vector<uint8_t> capture_screen_;  // per env, written by the caller only while the env is idle
+  std::vector<uint8_t> screens_;         // [num_envs, kScreenRgbBytes] once any env captured
   std::vector<int> scratch_ids_;
 
   ActionQueue tasks_, done_;

@@ -56,6 +56,11 @@ PreprocessedEnv::~PreprocessedEnv() = default;
 
 const uint8_t* PreprocessedEnv::screen() const { return ale_->getScreen().getArray(); }
 
+void PreprocessedEnv::screen_rgb(uint8_t* out) const {
+  ale_->theOSystem->colourPalette().applyPaletteRGB(out, ale_->getScreen().getArray(),
+                                                    static_cast<std::size_t>(kScreenHeight) * kScreenWidth);
+}
+
 void PreprocessedEnv::start_episode() {
   ale_->reset_game();
   if (config_.noop_max > 0) {

@@ -41,6 +41,10 @@ class PreprocessedEnv {
   /// previous step ended the episode.
   void step(int action, const EnvSlot& slot);
 
+  /// Writes the emulator's colour screen as it is now ([210, 160, 3] RGB, ALE's palette, what
+  /// ALEInterface::getScreenRGB returns): after a step, its last emulator frame, not max-pooled.
+  void screen_rgb(uint8_t* out) const;
+
   /// The game's minimal action set, as indices into the full 18-action set.
   const std::vector<int>& minimal_actions() const { return minimal_actions_; }
 

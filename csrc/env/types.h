@@ -11,6 +11,7 @@ constexpr int kScreenHeight = 210;
 constexpr int kScreenWidth = 160;
 constexpr int kFrameSize = 84;         // preprocessed frames are kFrameSize x kFrameSize
 constexpr int kFramePixels = kFrameSize * kFrameSize;
+constexpr int kScreenRgbBytes = kScreenHeight * kScreenWidth * 3;  // one colour screen, [210, 160, 3]
 constexpr int kNoopAction = 0;
 constexpr int kFireAction = 1;
 
