@@ -26,6 +26,7 @@ import torch
 from . import _C
 from .checks import (INT32_MAX, INT64_MAX, UINT64_MAX, check_bool, check_index, check_int, check_real, host_array,
                      int_array)
+from .env import PoolStep
 
 FRAME_SIZE = 84
 STATE_FORMAT = "actormimic_fast.ReplayMemory/1"
@@ -229,7 +230,17 @@ class ReplayMemory:
                     _vector("episode_start", episode_start, n, "bool", np.bool_))
 
     def add_step(self, step, actions) -> None:
-        """add() for a PoolStep: actions[i] is the action sent for step.env_id[i] (its newest frame)."""
+        """add() for a PoolStep: actions[i] is the action sent for step.env_id[i] (its newest frame).
+
+        A pool's own step (numpy rows of the pool's dtypes) goes straight to C++, which checks env ids,
+        actions and rewards itself: a training loop adds every step, and add()'s conversions would cost
+        more than the copy of the frames.
+        """
+        if isinstance(step, PoolStep) and isinstance(actions, np.ndarray) and actions.dtype == np.int64 \
+                and actions.shape == step.env_id.shape and step.env_id.dtype == np.int32:
+            self._m.add(step.env_id, step.obs[:, -1], actions, step.reward, step.terminated, step.truncated,
+                        step.life_loss, step.episode_start)
+            return
         self.add(step.env_id, step.obs[:, -1], actions, step.reward, step.terminated, step.truncated,
                  step.life_loss, step.episode_start)
 
