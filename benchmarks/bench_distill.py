@@ -1,4 +1,5 @@
-"""End-to-end Actor-Mimic distillation frames/s: this trainer vs a plain PyTorch + gymnasium loop, same run.
+"""Actor-Mimic distillation frames/s in the steady state: this trainer vs its phases' ceilings and a plain
+PyTorch + gymnasium loop, same run.
 
     python -m pytest benchmarks/bench_distill.py --benchmark-only --benchmark-columns=min,median,rounds
 
@@ -7,27 +8,36 @@ weights) into one Nature AMN on the paper's 8-game mix, one env per game stepped
 ACTORMIMIC_BENCH_DISTILL_FRAMES emulator frames per game (default 2,400), with the paper's settings:
 the AMN acts (epsilon 0.1 over legal actions), 8 rows per game per update, one update per 4 steps,
 Adam lr 2.5e-4, tau 1. Two phases: "collect" (learning never starts: env stepping, acting, replay
-writes) and "learn" (updates from step 100 on). The reference is actormimic_fast/reference/distill_reference.py
-(AsyncVectorEnv of gymnasium's Atari wrappers, numpy replay, one expert pass per game, eager loss).
-Rates are emulator frames/s summed over the 8 games.
+writes; its ceiling: the pool alone stepping the same envs with random legal actions) and "learn" (updates
+from step 100 on; its ceiling: the updates alone, "update floor"). The reference is
+actormimic_fast/reference/distill_reference.py (AsyncVectorEnv of gymnasium's Atari wrappers, numpy replay,
+one expert pass per game, eager loss). Rates are emulator frames/s summed over the 8 games, in the steady
+state: the trainer's own progress rows after the first interval (learn: after learning started), the plain
+loop's wall time (it has no reset-free clock; its reset is a few percent of a run), the pool after its reset.
 """
 
 from __future__ import annotations
 
 import os
+from types import SimpleNamespace
 
+import numpy as np
 import pytest
 import torch
 
-from actormimic_fast.agents.distill import distill
-from actormimic_fast.agents.distill import DistillConfig
+from actormimic_fast import ReplayMemory
+from actormimic_fast.agents.distill import ActorMimic, DistillConfig, distill, load_experts
 from actormimic_fast.checkpoint import save_checkpoint
+from actormimic_fast.distributed import ProcessInfo
 from actormimic_fast.env import MultiGameEnvPool
 from actormimic_fast.games import PAPER_MULTITASK_GAMES
 from actormimic_fast.networks import build_network
 from actormimic_fast.reference.distill_reference import distill_reference
 
+from actormimic_fast.run.acting import random_legal_actions
+
 from conftest import register_ratio
+from steady_state import steady_fps
 
 FRAMES = int(os.environ.get("ACTORMIMIC_BENCH_DISTILL_FRAMES", 2_400))
 DEVICE = os.environ.get("ACTORMIMIC_BENCH_DEVICE", "cpu")
@@ -35,9 +45,15 @@ GAMES = list(PAPER_MULTITASK_GAMES)
 LEARNING_STARTS = {"collect": 10 ** 9, "learn": 100}
 SETTINGS = dict(replay_capacity=5_000, per_game=8, update_every=4, epsilon=0.1, tau=1.0, lr=2.5e-4)
 
+LOG_EVERY = FRAMES // 6
+TIMED_FROM = {"collect": LOG_EVERY, "learn": LEARNING_STARTS["learn"] * 4 + LOG_EVERY}
 for _phase in LEARNING_STARTS:
     register_ratio(f"distill {_phase} (8 games): this trainer / plain loop", f"distill_{_phase}_trainer",
                    f"distill_{_phase}_reference", 3.0)
+register_ratio("distill collect (8 games): this trainer / pool alone", "distill_collect_trainer",
+               "distill_collect_pool_alone", 0.9)
+register_ratio("distill learn (8 games): this trainer / update floor", "distill_learn_trainer",
+               "distill_learn_update_floor", 0.9)
 
 
 @pytest.fixture(scope="module")
@@ -70,13 +86,65 @@ def reference_updates(steps: int, learning_starts: int) -> int:
 def test_trainer(benchmark, rates, tmp_path, expert_paths, phase):
     cfg = DistillConfig(experts=",".join(expert_paths), frames_per_game=FRAMES,
                         learning_starts=LEARNING_STARTS[phase], test_epoch_frames=0, checkpoint_every=10 ** 9,
-                        log_every=FRAMES, progress=False, tensorboard=False, device=DEVICE,
+                        log_every=LOG_EVERY, progress=False, tensorboard=False, device=DEVICE,
                         out=str(tmp_path / "amn"), **SETTINGS)
     result = benchmark.pedantic(lambda: distill(cfg), rounds=1, iterations=1)
     steps = FRAMES // 4
     assert result["frames"] == FRAMES and result["steps"] == steps
     assert result["updates"] == trainer_updates(steps, LEARNING_STARTS[phase])
-    rates[f"distill_{phase}_trainer"] = FRAMES * len(GAMES) / benchmark.stats.stats.median
+    rates[f"distill_{phase}_trainer"] = steady_fps(tmp_path / "amn", TIMED_FROM[phase], games=len(GAMES))
+
+
+def test_pool_alone(benchmark, rates):
+    """The collect phase's ceiling: the same 8 envs and threads stepping random legal actions."""
+    steps = FRAMES // 4
+    with MultiGameEnvPool(GAMES, envs_per_game=1, num_threads=min(len(GAMES), os.cpu_count() or 1) + 1) as pool:
+        rng = np.random.default_rng(0)
+        actions = np.stack([random_legal_actions(rng, pool.env_action_masks) for _ in range(steps)])
+        pool.reset()                                   # not timed: a run resets once
+
+        def play():
+            for t in range(steps):
+                pool.step(actions[t])
+
+        benchmark.pedantic(play, rounds=3, iterations=1)
+    rates["distill_collect_pool_alone"] = steps * 4 * len(GAMES) / benchmark.stats.stats.median
+
+
+def test_update_floor(benchmark, rates, tmp_path, expert_paths):
+    """The learn phase's ceiling: the trainer's own update alone (teachers' pass, AMN forward and backward,
+    Adam) on a filled replay, with the trainer's torch threads; one update per 4 steps of the 8 games."""
+    cfg = DistillConfig(experts=",".join(expert_paths), device=DEVICE, **SETTINGS)
+    with MultiGameEnvPool(GAMES, envs_per_game=1, seed=0) as pool:
+        replay = ReplayMemory.for_pool(pool, 1_000)
+        rng = np.random.default_rng(0)
+        replay.add_step(pool.reset(), np.zeros(pool.num_envs, np.int64))
+        for _ in range(64):
+            actions = random_legal_actions(rng, pool.env_action_masks)
+            replay.add_step(pool.step(actions), actions)
+        run = SimpleNamespace(device=torch.device(DEVICE), process=ProcessInfo(0, 1, 0), segment=0, lead=True,
+                              out_dir=tmp_path)
+        algo = ActorMimic(cfg, load_experts(cfg.expert_paths), [pool.legal_actions(g) for g in range(8)],
+                          pool.game_ids.astype(np.int64), run, replay)
+    batch = algo.sample(replay, replay.empty_batch(algo.batch_rows))
+    updates = 40
+    threads = torch.get_num_threads()
+    if DEVICE == "cpu":
+        torch.set_num_threads(max(1, (os.cpu_count() or 1) - min(len(GAMES), os.cpu_count() or 1)))
+    try:
+        algo.update(batch)                               # warm-up (allocator, oneDNN)
+
+        def updates_only():
+            for _ in range(updates):
+                algo.update(batch)
+            if DEVICE != "cpu":
+                torch.cuda.synchronize()
+
+        benchmark.pedantic(updates_only, rounds=1, iterations=1)
+    finally:
+        torch.set_num_threads(threads)
+    frames_per_update = SETTINGS["update_every"] * 4 * len(GAMES)      # 4 steps of every game's env
+    rates["distill_learn_update_floor"] = updates * frames_per_update / benchmark.stats.stats.median
 
 
 @pytest.mark.parametrize("phase", list(LEARNING_STARTS))

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import os
 
-import pytest
 
 from actormimic_fast.agents.dqn import DQNConfig, train_expert, train_experts
 
