@@ -1,10 +1,17 @@
-"""Packaging: the package's import graph has no cycle, the report imports matplotlib only to draw, and a wheel
-built from this tree installs into a fresh virtual environment and runs there."""
+"""Packaging: a wheel built from this tree installs into a fresh virtual environment and runs there; pyproject.toml
+agrees with the ALE pin; the package's import graph has no cycle and the report imports matplotlib only to draw."""
 
 import ast
+import os
 import subprocess
 import sys
+import sysconfig
+import time
+import venv
+import zipfile
 from pathlib import Path
+
+import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = ROOT / "actormimic_fast"
@@ -76,3 +83,79 @@ def test_the_report_imports_matplotlib_only_to_draw():
             "print('matplotlib' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_pyproject_pins_the_ale_py_release_whose_source_is_compiled_in():
+    tomllib = pytest.importorskip("tomllib")
+    sys.path.insert(0, str(ROOT / "tools"))
+    try:
+        import ale_source
+    finally:
+        sys.path.remove(str(ROOT / "tools"))
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    assert f"ale-py=={ale_source.ALE_PY_VERSION}" in project["dependencies"]
+    import actormimic_fast
+    assert project["version"] == actormimic_fast.__version__
+
+
+# Run in the fresh environment from a folder outside the tree, with -I (no PYTHONPATH, no current folder on sys.path).
+SMOKE = """
+import sys, numpy as np, torch
+import actormimic_fast
+from actormimic_fast import MultiGameEnvPool, _C
+prefix = sys.argv[1]
+assert actormimic_fast.__file__.startswith(prefix), actormimic_fast.__file__
+assert _C.__file__.startswith(prefix), _C.__file__
+pool = MultiGameEnvPool(["pong", "breakout"], envs_per_game=1, seed=0)
+out = pool.reset()
+assert out.obs.shape == (2, 4, 84, 84), out.obs.shape
+for _ in range(20):
+    out = pool.step(np.zeros(pool.num_envs, np.int64))
+pool.close()
+assert out.obs[:, -1].any(), "the frames are blank"
+# uniform student and teacher over 18 legal actions: the cross-entropy is log 18
+legal = torch.ones(2, 18, dtype=torch.bool)
+loss = actormimic_fast.ops.masked_softmax_xent(torch.zeros(2, 18), torch.zeros(2, 18), legal)
+assert torch.allclose(loss, torch.full((2,), float(np.log(18)))), loss
+print("ok", actormimic_fast.__file__)
+"""
+
+
+def test_wheel_installs_into_a_fresh_venv_and_steps_a_pool(tmp_path):
+    """`pip wheel --no-build-isolation` reuses the object cache in build/temp (filled by the editable build that
+    `make test` runs first), so only the link runs. The fresh environment gets the wheel, then a .pth file naming
+    this environment's site-packages: the same torch and run-time dependencies without installing them again
+    (`venv --system-site-packages` would not do: it exposes the base interpreter's packages, not this venv's)."""
+    start = time.perf_counter()
+    build = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-build-isolation", "--no-deps", "--no-index",
+                            "-w", str(tmp_path / "dist"), str(ROOT)], capture_output=True, text=True, timeout=600)
+    assert build.returncode == 0, build.stdout[-3000:] + build.stderr[-3000:]
+    built = time.perf_counter() - start
+    (wheel,) = (tmp_path / "dist").glob("actormimic_fast-*.whl")
+    names = zipfile.ZipFile(wheel).namelist()
+    assert any(n.startswith("actormimic_fast/_C.") and n.endswith(".so") for n in names), names
+    assert "actormimic_fast/report/__init__.py" in names and not any(n.startswith("tests/") for n in names)
+
+    env_dir = tmp_path / "venv"
+    venv.create(env_dir, with_pip=False)
+    python = env_dir / "bin" / "python"
+    # Installed before the .pth is written, so that pip sees an empty environment.
+    install = subprocess.run([sys.executable, "-m", "pip", "--python", str(python), "install", "--no-deps",
+                              "--no-index", str(wheel)], capture_output=True, text=True, timeout=300)
+    assert install.returncode == 0, install.stdout[-3000:] + install.stderr[-3000:]
+    site_packages = subprocess.run([python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+                                   capture_output=True, text=True, check=True).stdout.strip()
+    outer = dict.fromkeys([sysconfig.get_paths()["purelib"], sysconfig.get_paths()["platlib"]])
+    Path(site_packages, "outer_environment.pth").write_text("".join(f"{p}\n" for p in outer))
+
+    run_dir = tmp_path / "elsewhere"
+    run_dir.mkdir()
+    environ = {k: v for k, v in os.environ.items() if not k.startswith("PYTHON")}
+    smoke = subprocess.run([python, "-I", "-c", SMOKE, str(env_dir)], capture_output=True, text=True, cwd=run_dir,
+                           env=environ, timeout=300)
+    assert smoke.returncode == 0, smoke.stdout + smoke.stderr
+    assert smoke.stdout.startswith("ok ")
+    script = subprocess.run([env_dir / "bin" / "actormimic-fast", "--help"], capture_output=True, text=True,
+                            cwd=run_dir, env=environ, timeout=300)
+    assert script.returncode == 0 and "train-expert" in script.stdout, script.stdout + script.stderr
+    print(f"wheel built in {built:.1f} s, whole test {time.perf_counter() - start:.1f} s")
