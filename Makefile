@@ -37,4 +37,4 @@ bench: build
 	$(PY) -m pytest -q benchmarks --benchmark-only --benchmark-columns=min,median,mean,rounds
 
 clean:
-	rm -rf build actormimic_fast/*.so $(VENV)/.built
+	rm -rf build *.egg-info actormimic_fast/*.so $(VENV)/.built

@@ -3,6 +3,7 @@ agrees with the ALE pin; the package's import graph has no cycle and the report 
 
 import ast
 import os
+import site
 import subprocess
 import sys
 import sysconfig
@@ -124,8 +125,10 @@ print("ok", actormimic_fast.__file__)
 def test_wheel_installs_into_a_fresh_venv_and_steps_a_pool(tmp_path):
     """`pip wheel --no-build-isolation` reuses the object cache in build/temp (filled by the editable build that
     `make test` runs first), so only the link runs. The fresh environment gets the wheel, then a .pth file naming
-    this environment's site-packages: the same torch and run-time dependencies without installing them again
-    (`venv --system-site-packages` would not do: it exposes the base interpreter's packages, not this venv's)."""
+    this environment's site-packages folders: the same torch and run-time dependencies without installing them
+    again (`venv --system-site-packages` would not do: from a venv it exposes the base interpreter's packages, not
+    this venv's). Folders named in a .pth file are only added to sys.path, their own .pth files are not run, so an
+    editable install here cannot leak the source tree in; the smoke run checks where the package came from."""
     start = time.perf_counter()
     build = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-build-isolation", "--no-deps", "--no-index",
                             "-w", str(tmp_path / "dist"), str(ROOT)], capture_output=True, text=True, timeout=600)
@@ -145,8 +148,9 @@ def test_wheel_installs_into_a_fresh_venv_and_steps_a_pool(tmp_path):
     assert install.returncode == 0, install.stdout[-3000:] + install.stderr[-3000:]
     site_packages = subprocess.run([python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
                                    capture_output=True, text=True, check=True).stdout.strip()
-    outer = dict.fromkeys([sysconfig.get_paths()["purelib"], sysconfig.get_paths()["platlib"]])
-    Path(site_packages, "outer_environment.pth").write_text("".join(f"{p}\n" for p in outer))
+    paths = sysconfig.get_paths()
+    outer = dict.fromkeys([site.getusersitepackages(), *site.getsitepackages(), paths["purelib"], paths["platlib"]])
+    Path(site_packages, "outer_environment.pth").write_text("".join(f"{p}\n" for p in outer if os.path.isdir(p)))
 
     run_dir = tmp_path / "elsewhere"
     run_dir.mkdir()
@@ -159,3 +163,32 @@ def test_wheel_installs_into_a_fresh_venv_and_steps_a_pool(tmp_path):
                             cwd=run_dir, env=environ, timeout=300)
     assert script.returncode == 0 and "train-expert" in script.stdout, script.stdout + script.stderr
     print(f"wheel built in {built:.1f} s, whole test {time.perf_counter() - start:.1f} s")
+
+
+def import_copy_of_the_package(tmp_path: Path, native_core: bytes | None) -> subprocess.CompletedProcess:
+    """Import a copy of the package's Python files, with `native_core` as its _C library (None: none)."""
+    copy = tmp_path / "actormimic_fast"
+    for source in PACKAGE.rglob("*.py"):
+        target = copy / source.relative_to(PACKAGE)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(source.read_bytes())
+    if native_core is not None:
+        (copy / f"_C{sysconfig.get_config_var('EXT_SUFFIX')}").write_bytes(native_core)
+    # -S: no .pth files, so that an editable install's finder cannot supply the source tree's _C.
+    site_packages = list(dict.fromkeys([sysconfig.get_paths()["purelib"], sysconfig.get_paths()["platlib"]]))
+    code = f"import sys; sys.path[:0] = [{str(tmp_path)!r}]; sys.path += {site_packages!r}; import actormimic_fast"
+    return subprocess.run([sys.executable, "-I", "-S", "-c", code], capture_output=True, text=True, cwd=tmp_path)
+
+
+def test_import_says_how_to_build_a_missing_native_core(tmp_path):
+    proc = import_copy_of_the_package(tmp_path, None)
+    assert proc.returncode != 0
+    assert "native core (_C) is not built" in proc.stderr and "--no-build-isolation -e ." in proc.stderr
+
+
+def test_import_says_a_native_core_that_fails_to_load_must_match_torch(tmp_path):
+    import torch
+    proc = import_copy_of_the_package(tmp_path, b"not a shared library")
+    assert proc.returncode != 0
+    assert f"failed to load with torch {torch.__version__}" in proc.stderr, proc.stderr
+    assert "built against the torch it runs with" in proc.stderr
