@@ -85,9 +85,10 @@ def extension():
     return cpp_extension.CppExtension(**kwargs)
 
 
-class BuildExtension(cpp_extension.BuildExtension.with_options(use_ninja=True)):
-    """torch's BuildExtension with a fixed object folder: pip builds in a fresh temporary folder each
-    time, which would recompile ALE's ~170 files on every `make build`; ninja then skips what is fresh."""
+class BuildExtension(cpp_extension.BuildExtension):
+    """torch's BuildExtension (ninja by default) with a fixed object folder: pip builds in a fresh temporary folder
+    each time, which would recompile ALE's ~170 files on every `make build`; ninja then skips what is fresh.
+    No `with_options(use_ninja=True)`: with setuptools 77 its keyword reaches a Command.__init__ that takes none."""
 
     def finalize_options(self):
         super().finalize_options()
