@@ -6,7 +6,7 @@ MAX_JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 STAMP := $(VENV)/.deps-torch-$(TORCH_VERSION)
-NATIVE_SOURCES := $(shell find csrc tools -type f) setup.py
+NATIVE_SOURCES := $(shell find csrc tools -type f) setup.py pyproject.toml
 
 .PHONY: install build test test-all demo bench clean
 
@@ -37,4 +37,4 @@ bench: build
 	$(PY) -m pytest -q benchmarks --benchmark-only --benchmark-columns=min,median,mean,rounds
 
 clean:
-	rm -rf build actormimic_fast/*.so $(VENV)/.built
+	rm -rf build *.egg-info actormimic_fast/*.so $(VENV)/.built

@@ -1,6 +1,8 @@
 """Build actormimic_fast._C: the multi-game ALE engine, the replay memory and the fused ops.
 
-Install with `pip install --no-build-isolation .` into an environment that already has torch.
+Metadata, dependencies and the build system are in pyproject.toml; this file holds what must be code, the
+extension's sources and flags. Install with `pip install --no-build-isolation .` (or `-e .`) into an environment
+that already has torch, so that the extension is built against the torch it runs with.
 C++ is always built; everything under a cuda/ folder (the .cu kernels and their torch-glue .cpp) only
 when torch was built with CUDA and nvcc is found (or FORCE_CUDA=1), for the architectures in
 TORCH_CUDA_ARCH_LIST (torch's default: the visible GPUs, else all it supports). ALE's emulator core is
@@ -14,7 +16,14 @@ import os
 import sys
 from pathlib import Path
 
-from setuptools import find_packages, setup
+import setuptools
+from setuptools import setup
+
+# pyproject.toml's [project] table is read by setuptools 61 and later only; an older one (possible with
+# --no-build-isolation, which skips the [build-system] requirements) would build a package without name or dependencies.
+if int(setuptools.__version__.split(".")[0]) < 64:
+    sys.exit(f"actormimic_fast needs setuptools>=64 to build (found {setuptools.__version__}): "
+             "pip install --upgrade setuptools")
 
 ROOT = Path(__file__).parent.resolve()
 sys.path.insert(0, str(ROOT / "tools"))
@@ -76,37 +85,14 @@ def extension():
     return cpp_extension.CppExtension(**kwargs)
 
 
-class BuildExtension(cpp_extension.BuildExtension.with_options(use_ninja=True)):
-    """torch's BuildExtension with a fixed object folder: pip builds in a fresh temporary folder each
-    time, which would recompile ALE's ~170 files on every `make build`; ninja then skips what is fresh."""
+class BuildExtension(cpp_extension.BuildExtension):
+    """torch's BuildExtension (ninja by default) with a fixed object folder: pip builds in a fresh temporary folder
+    each time, which would recompile ALE's ~170 files on every `make build`; ninja then skips what is fresh.
+    No `with_options(use_ninja=True)`: with setuptools 77 its keyword reaches a Command.__init__ that takes none."""
 
     def finalize_options(self):
         super().finalize_options()
         self.build_temp = str(ROOT / "build" / "temp")
 
 
-setup(
-    name="actormimic_fast",
-    version="0.1.0",
-    description="Fast multitask and transfer RL on Atari: a multi-game C++ ALE pool, a frame-once replay "
-                "memory and fused Actor-Mimic ops",
-    packages=find_packages(include=["actormimic_fast", "actormimic_fast.*"]),
-    python_requires=">=3.10",
-    install_requires=[
-        "torch>=2.4",
-        f"ale-py=={ale_source.ALE_PY_VERSION}",
-        "numpy>=1.24",
-        "gymnasium>=1.0",
-        "pillow>=9",
-        "tqdm>=4",
-        "tensorboard>=2.10",
-        "matplotlib>=3.6",
-    ],
-    extras_require={
-        "test": ["pytest>=8", "pytest-benchmark>=4", "hypothesis>=6", "opencv-python-headless>=4.8"],
-    },
-    entry_points={"console_scripts": ["actormimic-fast = actormimic_fast.cli:main"]},
-    ext_modules=[extension()],
-    cmdclass={"build_ext": BuildExtension},
-    zip_safe=False,
-)
+setup(ext_modules=[extension()], cmdclass={"build_ext": BuildExtension})

@@ -16,7 +16,7 @@ import tarfile
 import tempfile
 from pathlib import Path
 
-ALE_PY_VERSION = "0.12.1"  # keep equal to the ale-py pin in setup.py's install_requires
+ALE_PY_VERSION = "0.12.1"  # keep equal to the ale-py pin in pyproject.toml (tests/test_packaging.py checks)
 SOURCE_ENV_VAR = "ACTORMIMIC_ALE_SOURCE"
 
 # Parts of src/ale that the engine needs; python/, vector/ and wasm/ bindings are left out.

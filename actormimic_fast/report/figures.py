@@ -1,4 +1,4 @@
-"""Learning-curve figures for the report: the paper's Figure 1 (multitask) and Figure 7 (transfer), one PNG per game.
+"""The report's learning-curve figures: the paper's Figure 1 (multitask) and Figure 7 (transfer), one PNG per game.
 
 Figures are drawn on matplotlib's Agg canvas directly (no pyplot), so nothing opens a window and importing this
 module leaves the user's matplotlib backend alone.
@@ -13,7 +13,8 @@ from pathlib import Path
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from .report import BASELINE_KINDS, INIT_TITLES, TRANSFER_INITS, Run, Table1Row
+from .runs import BASELINE_KINDS, INIT_TITLES, TRANSFER_INITS, Run
+from .tables import Table1Row
 
 
 def plot_multitask_curves(runs: list[Run], rows: list[Table1Row], out: Path) -> list[Path]:
