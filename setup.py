@@ -71,6 +71,9 @@ def extension():
         name="actormimic_fast._C",
         sources=sources,
         include_dirs=[str(ROOT / "csrc"), str(ale_root / "src"), str(ale_root / "src" / "ale"), str(generated)],
+        # setuptools rebuilds only when a listed file is newer than the library: our headers count too
+        # (ninja then recompiles exactly the objects that include a changed header)
+        depends=relative(sorted((ROOT / "csrc").rglob("*.h"))),
         extra_compile_args={"cxx": cxx},
         extra_link_args=link,
     )
