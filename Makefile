@@ -31,7 +31,7 @@ test: build
 	$(PY) -m pytest -q tests
 
 demo: build
-	$(PY) -m actormimic_fast.demo $(DEMO_ARGS)
+	$(PY) -m actormimic_fast.apps.demo $(DEMO_ARGS)
 
 bench: build
 	$(PY) -m pytest -q benchmarks --benchmark-only --benchmark-columns=min,median,mean,rounds

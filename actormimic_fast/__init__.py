@@ -15,10 +15,10 @@ except ImportError as exc:
     raise ImportError(f"actormimic_fast's native core (_C) failed to load with torch {torch.__version__}: {exc}. "
                       "It must be built against the torch it runs with: install torch first, then reinstall "
                       "actormimic_fast with `pip install --no-build-isolation ...` (README, Install)") from exc
-from . import ops
-from .env import MultiGameEnvPool, PoolStep
-from .games import PAPER_MULTITASK_GAMES, available_games
-from .replay import ReplayMemory, TransitionBatch
+from .native import ops
+from .native.pool import MultiGameEnvPool, PoolStep
+from .native.games import PAPER_MULTITASK_GAMES, available_games
+from .native.replay import ReplayMemory, TransitionBatch
 
 __all__ = ["MultiGameEnvPool", "PoolStep", "PAPER_MULTITASK_GAMES", "ReplayMemory", "TransitionBatch",
            "available_games", "ops"]

@@ -27,11 +27,11 @@ import torch
 
 from actormimic_fast import ReplayMemory
 from actormimic_fast.agents.distill import ActorMimic, DistillConfig, distill, load_experts
-from actormimic_fast.checkpoint import save_checkpoint
-from actormimic_fast.distributed import ProcessInfo
-from actormimic_fast.env import MultiGameEnvPool
-from actormimic_fast.games import PAPER_MULTITASK_GAMES
-from actormimic_fast.networks import build_network
+from actormimic_fast.files.checkpoint import save_checkpoint
+from actormimic_fast.run.processes import ProcessInfo
+from actormimic_fast.native.pool import MultiGameEnvPool
+from actormimic_fast.native.games import PAPER_MULTITASK_GAMES
+from actormimic_fast.models.networks import build_network
 from actormimic_fast.reference.distill_reference import distill_reference
 
 from actormimic_fast.run.acting import random_legal_actions

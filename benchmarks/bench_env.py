@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 
 from actormimic_fast import PAPER_MULTITASK_GAMES, MultiGameEnvPool, _C
-from actormimic_fast.games import rom_path
+from actormimic_fast.native.games import rom_path
 
 from conftest import register_ratio
 

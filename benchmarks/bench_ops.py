@@ -13,7 +13,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from actormimic_fast import ops
+from actormimic_fast.native import ops
 from actormimic_fast.reference.masked_softmax_xent import masked_softmax_xent as reference
 
 from conftest import register_ratio

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from actormimic_fast.metrics import read_csv
+from actormimic_fast.files.run_logs import read_csv
 
 
 def steady_fps(run_folder: str | Path, from_frame: int, games: int = 1) -> float:

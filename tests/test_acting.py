@@ -8,7 +8,7 @@ import torch
 from actormimic_fast import MultiGameEnvPool
 from actormimic_fast.run.acting import (ActorWeights, epsilon_at, epsilon_greedy, masked_argmax,
                                         random_legal_actions)
-from actormimic_fast.networks import build_network
+from actormimic_fast.models.networks import build_network
 
 
 def masks_with_3_to_18_legal_actions(seed=0) -> np.ndarray:

@@ -18,9 +18,10 @@ import numpy as np
 import pytest
 import torch
 
-from actormimic_fast import MultiGameEnvPool, ReplayMemory, TransitionBatch, ops
-from actormimic_fast.games import rom_path
-from actormimic_fast.vector_env import MultiGameVectorEnv
+from actormimic_fast import MultiGameEnvPool, ReplayMemory, TransitionBatch
+from actormimic_fast.native import ops
+from actormimic_fast.native.games import rom_path
+from actormimic_fast.native.vector_env import MultiGameVectorEnv
 
 HUGE = [2**31, 2**40, 2**63, 2**64]
 NOT_BOOLS = ["no", "yes", 1, 0, 1.0, None, [True]]
@@ -559,8 +560,8 @@ def test_check_action_masks_returns_a_valid_table(pong):
 
 # -- checkpoints -------------------------------------------------------------------------------------------------
 def _expert_checkpoint(path, **edits):
-    from actormimic_fast.checkpoint import save_checkpoint
-    from actormimic_fast.networks import build_network
+    from actormimic_fast.files.checkpoint import save_checkpoint
+    from actormimic_fast.models.networks import build_network
 
     torch.manual_seed(0)
     state = {"online": build_network("nature", 6).state_dict()}
@@ -601,7 +602,7 @@ def test_a_folder_is_not_a_checkpoint(tmp_path):
 @pytest.mark.parametrize("drop", ["optimizer", "config", "target", "counters", "rng"])
 def test_a_resumed_run_names_what_its_checkpoint_lacks(tmp_path, drop):
     from actormimic_fast.agents.dqn import DQNConfig, train_expert
-    from actormimic_fast.checkpoint import load_checkpoint, save_checkpoint
+    from actormimic_fast.files.checkpoint import load_checkpoint, save_checkpoint
 
     cfg = DQNConfig(game="pong", frames=200, learning_starts=10**6, test_epoch_frames=0, out=str(tmp_path),
                     device="cpu", progress=False, tensorboard=False)
@@ -618,7 +619,7 @@ def test_a_resumed_run_names_what_its_checkpoint_lacks(tmp_path, drop):
 def test_other_loaders_name_the_file_and_key(tmp_path):
     from actormimic_fast.agents.multitask_dqn import load_multitask_dqn
     from actormimic_fast.agents.transfer import init_from_amn
-    from actormimic_fast.checkpoint import save_checkpoint
+    from actormimic_fast.files.checkpoint import save_checkpoint
 
     save_checkpoint(tmp_path / "mdqn.pt", {"online": {}}, {"kind": "mdqn"})
     with pytest.raises(ValueError, match=r"mdqn\.pt'.*its meta has no 'games'"):
@@ -641,8 +642,8 @@ def test_a_diverging_run_stops_with_a_clear_error_and_keeps_the_last_good_checkp
     from actormimic_fast.agents.distill import DistillConfig, distill
     from actormimic_fast.agents.dqn import DQNConfig, train_expert, train_experts
     from actormimic_fast.agents.multitask_dqn import MultitaskDQNConfig, train_multitask_dqn
-    from actormimic_fast.checkpoint import load_checkpoint, save_checkpoint
-    from actormimic_fast.networks import build_network
+    from actormimic_fast.files.checkpoint import load_checkpoint, save_checkpoint
+    from actormimic_fast.models.networks import build_network
     from actormimic_fast.run.loop import TrainingDiverged
 
     out = tmp_path / "run"

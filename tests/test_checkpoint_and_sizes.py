@@ -6,8 +6,8 @@ import pickle
 import pytest
 import torch
 
-from actormimic_fast.checkpoint import load_checkpoint, save_checkpoint
-from actormimic_fast.sizes import format_count, parse_count
+from actormimic_fast.files.checkpoint import load_checkpoint, save_checkpoint
+from actormimic_fast.run.counts import format_count, parse_count
 
 
 def test_round_trip_and_meta_check(tmp_path):

@@ -12,10 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from actormimic_fast.checkpoint import load_checkpoint
+from actormimic_fast.files.checkpoint import load_checkpoint
 from actormimic_fast.agents.dqn import DQNConfig
-from actormimic_fast.distributed import ProcessInfo, device_for_process, games_for_process, process_info
-from actormimic_fast.metrics import read_csv
+from actormimic_fast.run.processes import ProcessInfo, device_for_process, games_for_process, process_info
+from actormimic_fast.files.run_logs import read_csv
 from cli_runner import run_cli as cli
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -5,14 +5,15 @@ import sys
 
 from PIL import Image
 
-from actormimic_fast.checkpoint import load_checkpoint
-from actormimic_fast.demo import BUDGETS, DEMO_GAMES
-from actormimic_fast.metrics import read_csv, read_run_info
+from actormimic_fast.files.checkpoint import load_checkpoint
+from actormimic_fast.apps.demo import BUDGETS, DEMO_GAMES
+from actormimic_fast.files.run_info import read_run_info
+from actormimic_fast.files.run_logs import read_csv
 
 
 def test_quick_demo_runs_the_pipeline_end_to_end(tmp_path):
     out = tmp_path / "demo"
-    proc = subprocess.run([sys.executable, "-m", "actormimic_fast.demo", "--quick", "--no-progress", "--out", str(out)],
+    proc = subprocess.run([sys.executable, "-m", "actormimic_fast.apps.demo", "--quick", "--no-progress", "--out", str(out)],
                           capture_output=True, text=True, timeout=900)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     for step in ("Step 1/3", "Step 2/3", "Step 3/3", "Done."):
@@ -38,6 +39,6 @@ def test_quick_demo_runs_the_pipeline_end_to_end(tmp_path):
 def test_demo_rejects_a_file_as_output(tmp_path):
     path = tmp_path / "a_file"
     path.write_text("x")
-    proc = subprocess.run([sys.executable, "-m", "actormimic_fast.demo", "--quick", "--out", str(path)],
+    proc = subprocess.run([sys.executable, "-m", "actormimic_fast.apps.demo", "--quick", "--out", str(path)],
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2 and f"--out must be a folder, got {str(path)!r}" in proc.stderr

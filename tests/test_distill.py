@@ -14,9 +14,10 @@ from actormimic_fast import MultiGameEnvPool
 from actormimic_fast.agents.distill import ExpertEnsemble, Student, actor_mimic_loss, distill, load_experts
 from actormimic_fast.agents.distill import DistillConfig
 from actormimic_fast.agents.dqn import load_expert
-from actormimic_fast.checkpoint import load_checkpoint, save_checkpoint
-from actormimic_fast.metrics import read_csv, read_run_info
-from actormimic_fast.networks import build_network
+from actormimic_fast.files.checkpoint import load_checkpoint, save_checkpoint
+from actormimic_fast.files.run_info import read_run_info
+from actormimic_fast.files.run_logs import read_csv
+from actormimic_fast.models.networks import build_network
 from actormimic_fast.run.acting import masked_argmax, random_legal_actions
 from actormimic_fast.reference.distill_reference import reference_actor_mimic_loss
 from cli_runner import run_cli as cli

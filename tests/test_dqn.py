@@ -9,11 +9,11 @@ import torch
 from actormimic_fast import ReplayMemory
 from actormimic_fast.agents.dqn import (load_expert, sync_target, td_loss, td_target,
                                         train_expert)
-from actormimic_fast.checkpoint import load_checkpoint
+from actormimic_fast.files.checkpoint import load_checkpoint
 from actormimic_fast.agents.dqn import DQNConfig
-from actormimic_fast.evaluation import evaluate
-from actormimic_fast.metrics import read_csv
-from actormimic_fast.networks import build_network
+from actormimic_fast.play.evaluation import evaluate
+from actormimic_fast.files.run_logs import read_csv
+from actormimic_fast.models.networks import build_network
 
 
 def tiny_config(tmp_path, **changes) -> DQNConfig:

@@ -19,8 +19,8 @@ import pytest
 
 from actormimic_fast.agents.dqn import train_expert
 from actormimic_fast.agents.dqn import DQNConfig
-from actormimic_fast.evaluation import evaluate
-from actormimic_fast.sizes import parse_count
+from actormimic_fast.play.evaluation import evaluate
+from actormimic_fast.run.counts import parse_count
 
 
 @pytest.mark.slow

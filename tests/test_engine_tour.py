@@ -1,4 +1,4 @@
-"""The engine tour (`python -m actormimic_fast.engine_tour`): a reduced run works end to end."""
+"""The engine tour (`python -m actormimic_fast.apps.engine_tour`): a reduced run works end to end."""
 
 import subprocess
 import sys
@@ -9,7 +9,7 @@ from PIL import Image
 
 
 def test_demo_runs_and_writes_the_observation_grid(tmp_path):
-    result = subprocess.run([sys.executable, "-m", "actormimic_fast.engine_tour", "--steps", "30", "--envs-per-game", "1",
+    result = subprocess.run([sys.executable, "-m", "actormimic_fast.apps.engine_tour", "--steps", "30", "--envs-per-game", "1",
                              "--out", str(tmp_path)], capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr
     assert "frames/s" in result.stdout
@@ -19,6 +19,6 @@ def test_demo_runs_and_writes_the_observation_grid(tmp_path):
 
 
 def test_demo_rejects_bad_arguments(tmp_path):
-    result = subprocess.run([sys.executable, "-m", "actormimic_fast.engine_tour", "--steps", "0", "--out", str(tmp_path)],
+    result = subprocess.run([sys.executable, "-m", "actormimic_fast.apps.engine_tour", "--steps", "0", "--out", str(tmp_path)],
                             capture_output=True, text=True, timeout=120)
     assert result.returncode == 2 and "--steps must be >= 1, got 0" in result.stderr

@@ -14,9 +14,10 @@ import torch
 
 from actormimic_fast.agents.distill import load_experts
 from actormimic_fast.agents.dqn import DQNConfig, load_expert, train_expert, train_experts
-from actormimic_fast.checkpoint import load_checkpoint
-from actormimic_fast.evaluation import evaluate, greedy_act
-from actormimic_fast.metrics import read_csv, read_run_info
+from actormimic_fast.files.checkpoint import load_checkpoint
+from actormimic_fast.play.evaluation import evaluate, greedy_act
+from actormimic_fast.files.run_info import read_run_info
+from actormimic_fast.files.run_logs import read_csv
 from cli_runner import ROOT, run_cli
 from test_run_loop import TIMING_COLUMNS, _flatten
 

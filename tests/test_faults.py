@@ -11,8 +11,8 @@ import sys
 import time
 from pathlib import Path
 
-from actormimic_fast.checkpoint import load_checkpoint
-from actormimic_fast.metrics import read_csv
+from actormimic_fast.files.checkpoint import load_checkpoint
+from actormimic_fast.files.run_logs import read_csv
 from cli_runner import ROOT, cli_summary
 
 ARGS = ["train-expert", "--game", "breakout", "--num-envs", "2", "--replay-capacity", "6k", "--learning-starts",

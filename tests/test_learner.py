@@ -19,7 +19,7 @@ from actormimic_fast import MultiGameEnvPool, ReplayMemory
 from actormimic_fast.agents.distill import ActorMimic, DistillConfig, load_experts
 from actormimic_fast.agents.dqn import DQNConfig, ExpertDQN
 from actormimic_fast.agents.multitask_dqn import MultitaskDQN, MultitaskDQNConfig
-from actormimic_fast.distributed import ProcessInfo
+from actormimic_fast.run.processes import ProcessInfo
 from actormimic_fast.run.learner import Learner
 from test_run_loop import save_sharp_experts
 
@@ -107,7 +107,7 @@ def test_actor_mimic_update_is_capturable(monkeypatch, tmp_path):
 
 
 def test_adam_is_made_capturable_for_cuda_graphs():
-    from actormimic_fast.optim import make_optimizer
+    from actormimic_fast.models.optimizers import make_optimizer
 
     params = [torch.nn.Parameter(torch.zeros(3))]
     assert make_optimizer("adam", params, lr=1e-3, capturable=True).defaults["capturable"]

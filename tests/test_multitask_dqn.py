@@ -8,10 +8,11 @@ import torch
 
 from actormimic_fast.agents.dqn import td_target
 from actormimic_fast.agents.multitask_dqn import MultitaskDQNConfig, load_multitask_dqn, q_values, train_multitask_dqn
-from actormimic_fast.checkpoint import load_checkpoint
+from actormimic_fast.files.checkpoint import load_checkpoint
 from actormimic_fast.cli import main
-from actormimic_fast.metrics import read_csv, read_run_info
-from actormimic_fast.networks import MultiHeadDQN
+from actormimic_fast.files.run_info import read_run_info
+from actormimic_fast.files.run_logs import read_csv
+from actormimic_fast.models.networks import MultiHeadDQN
 from cli_runner import cli_summary
 
 PONG_ACTIONS, BREAKOUT_ACTIONS = [0, 1, 3, 4, 11, 12], [0, 1, 3, 4]

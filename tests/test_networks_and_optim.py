@@ -5,8 +5,8 @@ import math
 import pytest
 import torch
 
-from actormimic_fast.networks import build_network
-from actormimic_fast.optim import AuthorsAdam, DeepMindRMSprop
+from actormimic_fast.models.networks import build_network
+from actormimic_fast.models.optimizers import AuthorsAdam, DeepMindRMSprop
 
 
 @pytest.mark.parametrize("architecture,feature_dim", [("nature", 512), ("large", 1024)])

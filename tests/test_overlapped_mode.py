@@ -17,8 +17,8 @@ import torch
 
 from actormimic_fast.agents import dqn
 from actormimic_fast.agents.dqn import DQNConfig, train_expert
-from actormimic_fast.checkpoint import load_checkpoint
-from actormimic_fast.metrics import read_csv
+from actormimic_fast.files.checkpoint import load_checkpoint
+from actormimic_fast.files.run_logs import read_csv
 from actormimic_fast.run.loop import MAX_LAG
 from actormimic_fast.run.rate_limiter import LearnerFailed
 from cli_runner import ROOT, cli_summary

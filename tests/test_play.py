@@ -8,14 +8,13 @@ import numpy as np
 import pytest
 import torch
 
-from actormimic_fast import MultiGameEnvPool
 from actormimic_fast.agents.distill import amn_meta
 from actormimic_fast.agents.multitask_dqn import MultitaskDQNConfig, build_multitask_network, multitask_meta
-from actormimic_fast.checkpoint import save_checkpoint
-from actormimic_fast.checkpoint_policy import check_pool_matches, load_policy
+from actormimic_fast.files.checkpoint import save_checkpoint
+from actormimic_fast.play.policies import check_pool_matches, load_policy
 from actormimic_fast.cli import main
-from actormimic_fast.networks import build_network
-from actormimic_fast.video import CAPTION_HEIGHT, GRID_GAP
+from actormimic_fast.models.networks import build_network
+from actormimic_fast.play.video import CAPTION_HEIGHT, GRID_GAP
 from test_video import gif_frames, mp4_frames
 
 LEGAL = {"pong": [0, 1, 3, 4, 11, 12], "breakout": [0, 1, 3, 4], "boxing": list(range(18))}

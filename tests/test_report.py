@@ -25,7 +25,8 @@ from pathlib import Path
 import pytest
 
 from actormimic_fast.cli import main
-from actormimic_fast.metrics import COLUMNS, write_run_info
+from actormimic_fast.files.run_info import write_run_info
+from actormimic_fast.files.run_logs import COLUMNS
 from actormimic_fast.report import load_run, load_runs, table1, table2, table1_markdown, table2_markdown, write_report
 from cli_runner import run_cli
 

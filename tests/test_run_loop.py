@@ -14,9 +14,9 @@ import torch
 from actormimic_fast.agents.distill import DistillConfig, distill
 from actormimic_fast.agents.dqn import DQNConfig, train_expert
 from actormimic_fast.agents.multitask_dqn import MultitaskDQNConfig, train_multitask_dqn
-from actormimic_fast.checkpoint import load_checkpoint, save_checkpoint
-from actormimic_fast.metrics import read_csv
-from actormimic_fast.networks import build_network
+from actormimic_fast.files.checkpoint import load_checkpoint, save_checkpoint
+from actormimic_fast.files.run_logs import read_csv
+from actormimic_fast.models.networks import build_network
 
 FINGERPRINTS = json.loads((Path(__file__).parent / "data" / "single_env_fingerprints.json").read_text())
 QUIET = dict(device="cpu", progress=False, tensorboard=False, torch_threads=1)

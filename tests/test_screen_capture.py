@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from actormimic_fast import MultiGameEnvPool
-from actormimic_fast.games import rom_path
+from actormimic_fast.native.games import rom_path
 
 
 def random_legal_actions(pool, steps, seed=0):

@@ -12,13 +12,14 @@ from actormimic_fast import MultiGameEnvPool
 from actormimic_fast.run import context as run_context
 from actormimic_fast.agents.dqn import train_expert
 from actormimic_fast.agents.transfer import init_from_amn, minimal_action_set, train_transfer
-from actormimic_fast.checkpoint import load_checkpoint, save_checkpoint
+from actormimic_fast.files.checkpoint import load_checkpoint, save_checkpoint
 from actormimic_fast.cli import main
 from actormimic_fast.agents.dqn import DQNConfig
 from actormimic_fast.agents.transfer import TransferConfig
-from actormimic_fast.evaluation import greedy_act, masked_greedy_act
-from actormimic_fast.metrics import read_csv, read_run_info
-from actormimic_fast.networks import build_network
+from actormimic_fast.play.evaluation import greedy_act, masked_greedy_act
+from actormimic_fast.files.run_info import read_run_info
+from actormimic_fast.files.run_logs import read_csv
+from actormimic_fast.models.networks import build_network
 from cli_runner import cli_summary as cli
 
 torch.set_num_threads(1)

@@ -3,7 +3,7 @@
 import numpy as np
 from gymnasium.vector import AutoresetMode
 
-from actormimic_fast.vector_env import MultiGameVectorEnv
+from actormimic_fast.native.vector_env import MultiGameVectorEnv
 
 
 def test_vector_env_spaces_step_and_episode_infos():

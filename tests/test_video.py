@@ -6,7 +6,7 @@ import pytest
 from PIL import Image
 
 from actormimic_fast import MultiGameEnvPool
-from actormimic_fast.video import (CAPTION_HEIGHT, GRID_GAP, PoolVideo, VideoWriter, captioned, check_video_path, grid,
+from actormimic_fast.play.video import (CAPTION_HEIGHT, GRID_GAP, PoolVideo, VideoWriter, captioned, check_video_path, grid,
                                    grid_shape, observation_tile, upscale)
 
 

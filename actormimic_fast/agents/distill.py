@@ -38,13 +38,13 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
-from .. import ops
-from ..checkpoint import RESUME_KEYS, load_checkpoint, meta_value, restore
-from ..evaluation import evaluate
-from ..games import NUM_ACTIONS, canonical_name
-from ..networks import ARCHITECTURES, build_network, scale_frames
-from ..optim import make_optimizer
-from ..replay import ReplayMemory, TransitionBatch
+from ..native import ops
+from ..files.checkpoint import RESUME_KEYS, load_checkpoint, meta_value, restore
+from ..play.evaluation import evaluate
+from ..native.games import NUM_ACTIONS, canonical_name
+from ..models.networks import ARCHITECTURES, build_network, scale_frames
+from ..models.optimizers import make_optimizer
+from ..native.replay import ReplayMemory, TransitionBatch
 from ..run.acting import epsilon_greedy, masked_argmax
 from ..run.context import RunContext
 from ..run.loop import RunLoop, RunOutput, Schedule, TestRow, test_seed

@@ -25,12 +25,12 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..checkpoint import CHECKPOINT_NAME, RESUME_KEYS, load_checkpoint, meta_value, restore
-from ..evaluation import evaluate
-from ..games import canonical_name
-from ..networks import ARCHITECTURES, StackedNetworks, build_network, unpadded
-from ..optim import make_optimizer
-from ..replay import TransitionBatch
+from ..files.checkpoint import CHECKPOINT_NAME, RESUME_KEYS, load_checkpoint, meta_value, restore
+from ..play.evaluation import evaluate
+from ..native.games import canonical_name
+from ..models.networks import ARCHITECTURES, StackedNetworks, build_network, unpadded
+from ..models.optimizers import make_optimizer
+from ..native.replay import TransitionBatch
 from ..run.acting import epsilon_at, epsilon_greedy, masked_argmax
 from ..run.context import RunContext
 from ..run.loop import RunLoop, RunOutput, Schedule, TestRow, test_seed

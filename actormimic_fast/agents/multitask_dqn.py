@@ -34,11 +34,11 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..checkpoint import RESUME_KEYS, load_checkpoint, meta_value, restore
-from ..evaluation import evaluate, masked_greedy_act
-from ..games import NUM_ACTIONS, PAPER_MULTITASK_GAMES, canonical_name
-from ..networks import MultiHeadDQN, build_network
-from ..replay import ReplayMemory, TransitionBatch
+from ..files.checkpoint import RESUME_KEYS, load_checkpoint, meta_value, restore
+from ..play.evaluation import evaluate, masked_greedy_act
+from ..native.games import NUM_ACTIONS, PAPER_MULTITASK_GAMES, canonical_name
+from ..models.networks import MultiHeadDQN, build_network
+from ..native.replay import ReplayMemory, TransitionBatch
 from ..run.acting import epsilon_greedy, masked_argmax
 from ..run.context import RunContext
 from ..run.loop import RunLoop, RunOutput, Schedule, TestRow, test_seed

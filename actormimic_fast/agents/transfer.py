@@ -34,10 +34,10 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..checkpoint import load_checkpoint, meta_value
-from ..env import MultiGameEnvPool
-from ..games import canonical_name
-from ..networks import build_network
+from ..files.checkpoint import load_checkpoint, meta_value
+from ..native.pool import MultiGameEnvPool
+from ..native.games import canonical_name
+from ..models.networks import build_network
 from ..run.settings import setting as _f
 from .dqn import DQNConfig, train_expert
 

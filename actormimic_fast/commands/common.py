@@ -3,11 +3,28 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
+import json
 import math
 import os
 from pathlib import Path
 
-from ..sizes import format_count
+from ..run.counts import format_count
+
+
+@contextlib.contextmanager
+def usage_errors(parser: argparse.ArgumentParser):
+    """A ValueError or FileNotFoundError raised inside is the user's: argparse's one-line message with the
+    command's usage, exit status 2 (no traceback)."""
+    try:
+        yield
+    except (ValueError, FileNotFoundError) as exc:
+        parser.error(str(exc))
+
+
+def print_summary(summary: dict, **first) -> None:
+    """A run's summary as one JSON line on stdout: first's keys, then the summary's (NaN as null)."""
+    print(json.dumps({**first, **{k: jsonable(v) for k, v in summary.items()}}), flush=True)
 
 
 def jsonable(value):
@@ -55,7 +72,7 @@ def add_run_options(parser: argparse.ArgumentParser, settings_cls, title: str) -
 def layered_settings(args: argparse.Namespace, settings_cls, fixed: dict | None = None):
     """This run's settings: defaults, then (with --resume) the saved config of <out>/checkpoint.pt, then the
     --config file, then the command line, then ``fixed`` (values the command decides, e.g. a game's folder)."""
-    from ..checkpoint import CHECKPOINT_NAME, load_checkpoint
+    from ..files.checkpoint import CHECKPOINT_NAME, load_checkpoint
 
     fields = settings_cls.field_help()
     values = dict(settings_cls.toml_values(args.config)) if args.config else {}
@@ -78,7 +95,7 @@ def preflight(cfg, resume: bool, expect: dict[str, dict] | None = None) -> None:
     """The checks a training command makes before any slow set-up, each a ValueError naming its option:
     the device is usable, every run folder can be written, and (with --resume) each folder's checkpoint is
     for this run (expect: folder -> the meta keys its checkpoint must have)."""
-    from ..checkpoint import CHECKPOINT_NAME, load_checkpoint
+    from ..files.checkpoint import CHECKPOINT_NAME, load_checkpoint
     from ..run.context import resolve_device
 
     try:
@@ -104,7 +121,7 @@ def writable_folder(folder: Path, option: str) -> None:
 
 def add_video_options(parser: argparse.ArgumentParser, scale: int) -> None:
     """--view, --scale, --every and --fps: how evaluate --record and play draw and pace their videos."""
-    from ..video import VIEWS
+    from ..play.video import VIEWS
 
     group = parser.add_argument_group("video")
     group.add_argument("--view", choices=VIEWS, default="screen",

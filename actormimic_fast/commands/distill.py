@@ -8,11 +8,10 @@ same command (DistributedDataParallel; process 0 writes the files).
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
 from ..agents.distill import DistillConfig
-from .common import add_run_options, jsonable, layered_settings, preflight
+from .common import add_run_options, layered_settings, preflight, print_summary, usage_errors
 
 NAME = "distill"
 
@@ -30,17 +29,14 @@ def register(subparsers) -> None:
 
 def run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     from ..agents.distill import distill, load_experts
-    from ..distributed import process_info
+    from ..run.processes import process_info
 
-    try:
+    with usage_errors(parser):
         cfg = layered_settings(args, DistillConfig)
         experts = load_experts(cfg.expert_paths, cfg.game_list)   # a bad expert list is a usage error
         preflight(cfg, args.resume, {Path(cfg.out): {"kind": "amn", "games": experts.games,
                                                      "architecture": cfg.architecture, "beta": float(cfg.beta)}})
-    except (ValueError, FileNotFoundError) as exc:
-        parser.error(str(exc))
     summary = distill(cfg, resume=args.resume, experts=experts)
     if process_info().rank == 0:
-        shown = {k: v for k, v in summary.items() if k not in ("amn", "feature_heads")}
-        print(json.dumps(jsonable(shown)), flush=True)
+        print_summary({k: v for k, v in summary.items() if k not in ("amn", "feature_heads")})
     return 0

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from ..sizes import parse_count
+from ..run.counts import parse_count
 from .common import add_video_options, check_video_options, jsonable
 
 NAME = "evaluate"
@@ -33,10 +33,10 @@ def register(subparsers) -> None:
 
 def run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     from ..agents.dqn import load_expert
-    from ..env import MultiGameEnvPool
-    from ..evaluation import evaluate, greedy_act
+    from ..native.pool import MultiGameEnvPool
+    from ..play.evaluation import evaluate, greedy_act
     from ..run.context import resolve_device
-    from ..video import PoolVideo, check_video_path
+    from ..play.video import PoolVideo, check_video_path
 
     pool = video = None
     try:

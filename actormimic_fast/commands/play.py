@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from ..sizes import parse_count
+from ..run.counts import parse_count
 from .common import add_video_options, check_video_options, jsonable
 
 NAME = "play"
@@ -33,10 +33,10 @@ def register(subparsers) -> None:
 
 
 def run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
-    from ..checkpoint_policy import check_pool_matches, load_policy
-    from ..env import MultiGameEnvPool
-    from ..evaluation import evaluate
-    from ..video import PoolVideo, check_video_path
+    from ..play.policies import check_pool_matches, load_policy
+    from ..native.pool import MultiGameEnvPool
+    from ..play.evaluation import evaluate
+    from ..play.video import PoolVideo, check_video_path
 
     pool = None
     try:

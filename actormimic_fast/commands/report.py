@@ -5,7 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-from ..sizes import parse_count
+from ..run.counts import parse_count
+from .common import usage_errors
 
 NAME = "report"
 
@@ -29,15 +30,13 @@ def register(subparsers) -> None:
 def run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     from ..report import load_runs, write_report
 
-    try:
+    with usage_errors(parser):
         every = parse_count(args.every, "--every")
         if every == 0:
             raise ValueError(f"--every must be > 0, got {args.every!r}")
         if args.last < 1:
             raise ValueError(f"--last must be >= 1, got {args.last}")
         markdown, files = write_report(load_runs(args.runs), args.out, last=args.last, every=every)
-    except (ValueError, FileNotFoundError) as exc:
-        parser.error(str(exc))
     print(markdown, end="")
     print("wrote " + ", ".join(str(f) for f in files), file=sys.stderr)
     return 0

@@ -7,11 +7,10 @@ then --config FILE, then the options given on the command line.
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
 from ..agents.dqn import DQNConfig
-from .common import add_run_options, jsonable, layered_settings, preflight
+from .common import add_run_options, layered_settings, preflight, print_summary, usage_errors
 
 NAME = "train-expert"
 
@@ -33,11 +32,11 @@ def register(subparsers) -> None:
 
 def run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     from ..agents.dqn import train_expert, train_experts
-    from ..distributed import device_for_process, games_for_process, process_info
-    from ..games import canonical_name, rom_path
+    from ..run.processes import device_for_process, games_for_process, process_info
+    from ..native.games import canonical_name, rom_path
     from ..run.settings import game_names
 
-    try:
+    with usage_errors(parser):
         cfg = layered_settings(args, DQNConfig)
         games = None
         if args.games is not None:
@@ -58,12 +57,10 @@ def run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         folders = {Path(cfg.out): cfg.game} if games is None else {Path(cfg.out) / g: g for g in games}
         preflight(cfg, args.resume, {folder: {"kind": "expert", "game": canonical_name(game),
                                               "architecture": cfg.architecture} for folder, game in folders.items()})
-    except (ValueError, FileNotFoundError) as exc:
-        parser.error(str(exc))
     if games is None:
         summaries = {cfg.game: train_expert(cfg, resume=args.resume)}
     else:
         summaries = train_experts(cfg, games, resume=args.resume)
     for game, summary in summaries.items():
-        print(json.dumps({"game": game, **{k: jsonable(v) for k, v in summary.items()}}), flush=True)
+        print_summary(summary, game=game)
     return 0

@@ -7,11 +7,10 @@ resumed, then --config FILE, then the options given on the command line.
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
 from ..agents.multitask_dqn import MultitaskDQNConfig
-from .common import add_run_options, jsonable, layered_settings, preflight
+from .common import add_run_options, layered_settings, preflight, print_summary, usage_errors
 
 NAME = "train-multitask-dqn"
 
@@ -32,17 +31,14 @@ def register(subparsers) -> None:
 
 def run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     from ..agents.multitask_dqn import train_multitask_dqn
-    from ..games import rom_path
+    from ..native.games import rom_path
 
-    try:
+    with usage_errors(parser):
         cfg = layered_settings(args, MultitaskDQNConfig)
         for game in cfg.game_list:
             rom_path(game)   # unknown game -> ValueError listing the valid names
         preflight(cfg, args.resume, {Path(cfg.out): {"kind": cfg.variant, "games": cfg.game_list,
                                                      "architecture": "nature"}})
-    except (ValueError, FileNotFoundError) as exc:
-        parser.error(str(exc))
     summary = train_multitask_dqn(cfg, resume=args.resume)
-    print(json.dumps({"variant": cfg.variant, "games": cfg.game_list,
-                      **{k: jsonable(v) for k, v in summary.items()}}), flush=True)
+    print_summary(summary, variant=cfg.variant, games=cfg.game_list)
     return 0

@@ -7,11 +7,10 @@ the run being resumed (so --resume needs no --init), then --config FILE, then th
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
 from ..agents.transfer import TransferConfig
-from .common import add_run_options, jsonable, layered_settings, preflight
+from .common import add_run_options, layered_settings, preflight, print_summary, usage_errors
 
 NAME = "transfer"
 
@@ -33,13 +32,10 @@ def run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     from ..agents.dqn import train_expert
     from ..agents.transfer import transfer_start
 
-    try:
+    with usage_errors(parser):
         cfg, initial_online, run_info = transfer_start(layered_settings(args, TransferConfig))
         preflight(cfg, args.resume, {Path(cfg.out): {"kind": "expert", "game": cfg.game,
                                                      "architecture": cfg.architecture, "run": run_info}})
-    except (ValueError, FileNotFoundError) as exc:
-        parser.error(str(exc))
     summary = train_expert(cfg, resume=args.resume, initial_online=initial_online, run_info=run_info)
-    print(json.dumps({"game": cfg.game, "init": run_info["init"], **{k: jsonable(v) for k, v in summary.items()}}),
-          flush=True)
+    print_summary(summary, game=cfg.game, init=run_info["init"])
     return 0

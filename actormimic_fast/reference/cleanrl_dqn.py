@@ -19,8 +19,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..networks import build_network
-from ..optim import DeepMindRMSprop
+from ..models.networks import build_network
+from ..models.optimizers import DeepMindRMSprop
 from .atari_reference import make_reference_env
 
 

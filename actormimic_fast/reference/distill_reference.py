@@ -16,7 +16,7 @@ import gymnasium as gym
 import numpy as np
 import torch
 
-from ..networks import build_network
+from ..models.networks import build_network
 from .atari_reference import make_reference_env
 from .masked_softmax_xent import masked_softmax_xent
 

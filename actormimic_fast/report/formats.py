@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 
-from ..sizes import format_count
+from ..run.counts import format_count
 
 
 def format_number(x: float) -> str:

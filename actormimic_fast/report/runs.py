@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..metrics import RUN_INFO
+from ..files.run_info import RUN_INFO
 
 KINDS = ("expert", "amn", "mdqn", "mcdqn", "transfer")
 POLICY_OF_KIND = {"expert": "dqn", "amn": "amn", "mdqn": "mdqn", "mcdqn": "mcdqn", "transfer": "dqn"}

@@ -18,9 +18,9 @@ from typing import Any
 
 import torch
 
-from ..checkpoint import CHECKPOINT_NAME, RESUME_KEYS, load_checkpoint
-from ..distributed import ProcessInfo, device_for_process, process_info
-from ..env import MultiGameEnvPool
+from ..files.checkpoint import CHECKPOINT_NAME, RESUME_KEYS, load_checkpoint
+from .processes import ProcessInfo, device_for_process, process_info
+from ..native.pool import MultiGameEnvPool
 
 
 def resolve_device(name: str) -> torch.device:

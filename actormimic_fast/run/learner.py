@@ -31,7 +31,7 @@ from typing import Callable, Protocol, Sequence
 
 import torch
 
-from ..replay import ReplayMemory, TransitionBatch
+from ..native.replay import ReplayMemory, TransitionBatch
 from .rate_limiter import RateLimiter
 
 GRAPH_WARMUP = 3   # eager updates before the capture

@@ -43,10 +43,11 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..checkpoint import CHECKPOINT_NAME, remove_stale_temp_files, save_checkpoint
-from ..env import MultiGameEnvPool
-from ..evaluation import GameResult
-from ..metrics import ResumePoint, RunLogger, write_run_info
+from ..files.checkpoint import CHECKPOINT_NAME, remove_stale_temp_files, save_checkpoint
+from ..native.pool import MultiGameEnvPool
+from ..play.evaluation import GameResult
+from ..files.run_info import write_run_info
+from ..files.run_logs import ResumePoint, RunLogger
 from .acting import ActorWeights
 from .context import RunContext
 from .learner import Learner, Learns

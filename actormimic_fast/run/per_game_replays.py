@@ -17,8 +17,8 @@ from dataclasses import fields
 
 import numpy as np
 
-from ..env import MultiGameEnvPool
-from ..replay import ReplayMemory, TransitionBatch
+from ..native.pool import MultiGameEnvPool
+from ..native.replay import ReplayMemory, TransitionBatch
 
 
 class PerGameReplays:

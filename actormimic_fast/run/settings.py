@@ -20,8 +20,8 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from ..games import canonical_name
-from ..sizes import parse_count
+from ..native.games import canonical_name
+from .counts import parse_count
 
 
 def setting(default, help: str, *, count: bool = False, choices: tuple | None = None, low=None, high=None,

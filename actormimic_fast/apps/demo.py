@@ -1,6 +1,6 @@
 """`make demo`: the whole Actor-Mimic pipeline, small enough for a 2-core laptop-class CPU.
 
-    python -m actormimic_fast.demo [--out demo_out] [--quick]
+    python -m actormimic_fast.apps.demo [--out demo_out] [--quick]
 
 1. trains an expert DQN for each demo game (train-expert, tiny budgets),
 2. distils the experts into one multitask Actor-Mimic Network (distill), testing the AMN and every expert
@@ -47,7 +47,7 @@ BUDGETS = {
 def expert_config(game: str, budget: DemoBudget, out: Path, progress: bool):
     """The faithful expert settings, shrunk to the budget: replay, schedules and target period scale down;
     Adam (lr 1e-4, as CleanRL) instead of RMSProp because it learns faster in a short run."""
-    from .agents.dqn import DQNConfig
+    from ..agents.dqn import DQNConfig
 
     return DQNConfig(game=game, frames=budget.expert_frames, num_envs=4, replay_capacity=50_000,
                      learning_starts=budget.expert_learning_starts, target_update=1_000,
@@ -59,7 +59,7 @@ def expert_config(game: str, budget: DemoBudget, out: Path, progress: bool):
 
 def distill_config(experts: list[Path], budget: DemoBudget, out: Path, progress: bool):
     """The paper's distillation settings (tau 1, epsilon 0.1, 8 samples per game, Adam), budgets shrunk."""
-    from .agents.distill import DistillConfig
+    from ..agents.distill import DistillConfig
 
     return DistillConfig(experts=",".join(str(p) for p in experts), frames_per_game=budget.distill_frames_per_game,
                          replay_capacity=20_000, learning_starts=budget.distill_learning_starts,
@@ -70,10 +70,10 @@ def distill_config(experts: list[Path], budget: DemoBudget, out: Path, progress:
 
 def run_demo(out: Path, budget: DemoBudget, games=DEMO_GAMES, progress: bool = True) -> str:
     """Experts, distillation, report; returns Table 1's Markdown. Everything goes under out/."""
-    from .agents.distill import distill
-    from .agents.dqn import train_expert
-    from .checkpoint import CHECKPOINT_NAME
-    from .report import load_runs, write_report
+    from ..agents.distill import distill
+    from ..agents.dqn import train_expert
+    from ..files.checkpoint import CHECKPOINT_NAME
+    from ..report import load_runs, write_report
 
     start = time.perf_counter()
 

@@ -13,7 +13,7 @@ Returned arrays are read-only views of the pool's own buffers: valid until the n
 them (step/reset for per-env outputs, recv for batches). Copy what must outlive that.
 ``pool.env_tensors`` / ``pool.batch_tensors`` hold zero-copy torch tensors of the same buffers.
 ``pool.capture_screens(env_ids)`` makes chosen envs also write the emulator's colour screen into
-``pool.screens`` (for videos, actormimic_fast/video.py); the others pay nothing.
+``pool.screens`` (for videos, actormimic_fast/play/video.py); the others pay nothing.
 """
 
 from __future__ import annotations
@@ -24,8 +24,8 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
-from . import _C
-from .checks import INT32_MAX, check_bool, check_index, check_int, check_real, host_array, int_array
+from .. import _C
+from .argument_checks import INT32_MAX, check_bool, check_index, check_int, check_real, host_array, int_array
 from .games import NUM_ACTIONS, canonical_name, rom_path
 
 # Upper bounds of the pool's settings. Each drives a loop or an allocation, so an unbounded value would hang a

@@ -1,6 +1,6 @@
 """A tour of the engine alone: step the paper's 8 games in one C++ pool, print frames/s, save the observations.
 
-    python -m actormimic_fast.engine_tour [--steps 2000] [--envs-per-game 2] [--out demo_out]
+    python -m actormimic_fast.apps.engine_tour [--steps 2000] [--envs-per-game 2] [--out demo_out]
 
 Writes OUT/observations.png: one row per game, its 4 stacked 84x84 frames (oldest first).
 """
@@ -13,8 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .env import MultiGameEnvPool
-from .games import PAPER_MULTITASK_GAMES
+from ..native.pool import MultiGameEnvPool
+from ..native.games import PAPER_MULTITASK_GAMES
 
 
 def observation_grid(obs: np.ndarray, scale: int = 2) -> np.ndarray:

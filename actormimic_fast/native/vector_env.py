@@ -15,8 +15,8 @@ import numpy as np
 from gymnasium import spaces
 from gymnasium.vector import AutoresetMode, VectorEnv
 
-from .checks import UINT64_MAX, check_int
-from .env import MultiGameEnvPool, PoolStep
+from .argument_checks import UINT64_MAX, check_int
+from .pool import MultiGameEnvPool, PoolStep
 from .games import NUM_ACTIONS
 
 

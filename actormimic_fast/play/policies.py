@@ -20,13 +20,13 @@ import numpy as np
 import torch
 
 # The trainers' loaders: expert (agents/dqn.py), MDQN/MCDQN (agents/multitask_dqn.py), AMN (agents/distill.py).
-from .agents.distill import load_amn
-from .agents.dqn import load_expert
-from .agents.multitask_dqn import VARIANTS as MULTITASK_KINDS
-from .agents.multitask_dqn import load_multitask_dqn, q_values
-from .checkpoint import load_checkpoint
+from ..agents.distill import load_amn
+from ..agents.dqn import load_expert
+from ..agents.multitask_dqn import VARIANTS as MULTITASK_KINDS
+from ..agents.multitask_dqn import load_multitask_dqn, q_values
+from ..files.checkpoint import load_checkpoint
 from .evaluation import ActFn, greedy_act, masked_greedy_act
-from .games import NUM_ACTIONS
+from ..native.games import NUM_ACTIONS
 
 MULTI_GAME_KINDS = ("amn", *MULTITASK_KINDS)
 

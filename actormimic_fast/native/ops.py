@@ -14,8 +14,8 @@ from __future__ import annotations
 
 import torch
 
-from . import _C  # noqa: F401  (registers the ops with the dispatcher)
-from .checks import check_bool, check_real
+from .. import _C  # noqa: F401  (registers the ops with the dispatcher)
+from .argument_checks import check_bool, check_real
 
 __all__ = ["check_action_masks", "masked_softmax_xent"]
 

@@ -23,10 +23,10 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from . import _C
-from .checks import (INT32_MAX, INT64_MAX, UINT64_MAX, check_bool, check_index, check_int, check_real, host_array,
-                     int_array)
-from .env import PoolStep
+from .. import _C
+from .argument_checks import (INT32_MAX, UINT64_MAX, check_bool, check_index, check_int, check_real, host_array,
+                              int_array)
+from .pool import PoolStep
 
 FRAME_SIZE = 84
 STATE_FORMAT = "actormimic_fast.ReplayMemory/1"

@@ -1,20 +1,18 @@
-"""Run metrics: CSV files, TensorBoard event files and a progress bar, from one object.
+"""A run's logs: CSV files, TensorBoard event files and a progress bar, from one object (RunLogger).
 
-Files in the run folder (appended to on --resume):
+Files in the run folder (a fresh run starts them anew; a resumed one keeps what its checkpoint accounts for):
     progress.csv   frames, wall_s, fps, epsilon, loss, q_mean, recent_return, updates   (every log_every frames)
     episodes.csv   frames, game, return, length                                        (every training episode)
     test.csv       epoch, frames, game, policy, mean, max, episodes, test_frames, partial_return, agreement
                    (every test epoch; policy names who played: "dqn", "amn", "expert", ...; agreement is the
                    share of states where the AMN's greedy action equals the expert's, empty when meaningless)
-    run.json       what the run is: {"kind": "expert" | "amn" | "mdqn" | "mcdqn" | "transfer", "games": [...],
-                   ...}, written once by write_run_info; `report` reads it to place the run in its tables
+    run.json       what the run is (files/run_info.py)
     tb/            the same scalars for TensorBoard (torch.utils.tensorboard)
 """
 
 from __future__ import annotations
 
 import csv
-import json
 import math
 import sys
 from dataclasses import dataclass
@@ -133,22 +131,3 @@ def read_csv(path: str | Path) -> list[dict[str, str]]:
     """The rows of a metrics CSV as dicts (for tests and notebooks)."""
     with open(path, newline="") as f:
         return list(csv.DictReader(f))
-
-
-RUN_INFO = "run.json"
-
-
-def write_run_info(out: str | Path, kind: str, games: list[str], **extra) -> Path:
-    """Record what the run in folder out is (kind, games and anything else a report needs)."""
-    path = Path(out) / RUN_INFO
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps({"kind": kind, "games": list(games), **extra}, indent=2, sort_keys=True) + "\n")
-    return path
-
-
-def read_run_info(out: str | Path) -> dict:
-    """The run.json of run folder out; FileNotFoundError naming the folder when it has none."""
-    path = Path(out) / RUN_INFO
-    if not path.is_file():
-        raise FileNotFoundError(f"{str(out)!r} is not a run folder of this package (no {RUN_INFO})")
-    return json.loads(path.read_text())

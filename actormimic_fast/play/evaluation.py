@@ -24,8 +24,8 @@ from typing import Callable, Sequence
 import numpy as np
 import torch
 
-from .env import MultiGameEnvPool
-from .run.acting import masked_argmax
+from ..native.pool import MultiGameEnvPool
+from ..run.acting import masked_argmax
 
 ActFn = Callable[[torch.Tensor, torch.Tensor], "torch.Tensor | np.ndarray"]
 
