@@ -59,6 +59,16 @@ def add_settings_options(parser: argparse.ArgumentParser, settings_cls, title: s
                                metavar=None if info["choices"] else info["type"].upper(), help=help_text)
 
 
+def add_training_command(subparsers, name: str, *, help: str, description: str, settings_cls, settings_title: str,
+                         run) -> argparse.ArgumentParser:
+    """A training command's parser: its help, --config, --resume and one option per setting; ``run`` runs it."""
+    parser = subparsers.add_parser(name, help=help, description=description,
+                                   formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    add_run_options(parser, settings_cls, settings_title)
+    parser.set_defaults(run=run)
+    return parser
+
+
 def add_run_options(parser: argparse.ArgumentParser, settings_cls, title: str) -> None:
     """--config FILE.toml, --resume and one option per setting: what every training command takes."""
     parser.add_argument("--config", metavar="FILE.toml",

@@ -11,21 +11,20 @@ import argparse
 from pathlib import Path
 
 from ..agents.distill import DistillConfig
-from .common import add_run_options, layered_settings, preflight, print_summary, usage_errors
+from .common import add_training_command, layered_settings, preflight, print_summary, usage_errors
 
 NAME = "distill"
 
 
 def register(subparsers) -> None:
-    parser = subparsers.add_parser(
-        "distill", help="train an Actor-Mimic Network (AMN) from expert checkpoints",
+    add_training_command(
+        subparsers, NAME, help="train an Actor-Mimic Network (AMN) from expert checkpoints",
         description="Actor-Mimic multitask distillation (Parisotto et al. 2016): one 18-output network learns "
                     "every expert's policy (and, with --beta > 0, its features). Writes <out>/checkpoint.pt, "
-                    "progress.csv, episodes.csv, test.csv, run.json and tb/. Runs under torchrun as DDP.")
-    add_run_options(parser, DistillConfig, "distillation settings (defaults: the paper's; counts accept 4M, "
-                                                "250k; frame counts are per game)")
-    parser.set_defaults(run=run)
-
+                    "progress.csv, episodes.csv, test.csv, run.json and tb/. Runs under torchrun as DDP.",
+        settings_cls=DistillConfig,
+        settings_title="distillation settings (defaults: the paper's; counts accept 4M, 250k; frame counts are per game)",
+        run=run)
 
 def run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     from ..agents.distill import distill, load_experts

@@ -10,25 +10,23 @@ import argparse
 from pathlib import Path
 
 from ..agents.dqn import DQNConfig
-from .common import add_run_options, layered_settings, preflight, print_summary, usage_errors
+from .common import add_training_command, layered_settings, preflight, print_summary, usage_errors
 
 NAME = "train-expert"
 
 
 def register(subparsers) -> None:
-    train = subparsers.add_parser(
-        "train-expert", help="train expert DQN(s): one game, or several together",
+    train = add_training_command(
+        subparsers, NAME, help="train expert DQN(s): one game, or several together",
         description="Train an expert DQN (Mnih et al. 2015) on one game (--game). Writes <out>/checkpoint.pt, "
                     "progress.csv, episodes.csv, test.csv, run.json and tb/ (TensorBoard). With --games a,b,c "
                     "the experts train together in one process (one pool, one stacked update), each exactly as "
                     "it would alone, into <out>/<game>; under torchrun each process trains its share "
                     "games[RANK::WORLD_SIZE] together.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+        settings_cls=DQNConfig, settings_title="training settings (defaults: the paper's; counts accept 10M, 250k)",
+        run=run)
     train.add_argument("--games", metavar="A,B,...", help="several games: one expert each, trained together, "
                                                           "in <out>/<game>")
-    add_run_options(train, DQNConfig, "training settings (defaults: the paper's; counts accept 10M, 250k)")
-    train.set_defaults(run=run)
-
 
 def run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     from ..agents.dqn import train_expert, train_experts

@@ -10,24 +10,22 @@ import argparse
 from pathlib import Path
 
 from ..agents.multitask_dqn import MultitaskDQNConfig
-from .common import add_run_options, layered_settings, preflight, print_summary, usage_errors
+from .common import add_training_command, layered_settings, preflight, print_summary, usage_errors
 
 NAME = "train-multitask-dqn"
 
 
 def register(subparsers) -> None:
-    train = subparsers.add_parser(
-        NAME, help="train a multitask DQN baseline (MDQN or MCDQN) on several games at once",
+    add_training_command(
+        subparsers, NAME, help="train a multitask DQN baseline (MDQN or MCDQN) on several games at once",
         description="Train one DQN on all --games at once with Q-learning (Actor-Mimic appendix C): "
                     "--variant mdqn shares everything and one 18-action output, mcdqn shares the convolutions "
                     "and gives each game its own fc 512 + output. Illegal actions are masked in acting and in "
                     "the bootstrap. Frame counts are per game. Writes <out>/checkpoint.pt, progress.csv, "
                     "episodes.csv, test.csv (one row per game and test epoch), run.json and tb/.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    add_run_options(train, MultitaskDQNConfig,
-                         "training settings (defaults: the expert DQN's, frames per game; counts accept 4M, 250k)")
-    train.set_defaults(run=run)
-
+        settings_cls=MultitaskDQNConfig,
+        settings_title="training settings (defaults: the expert DQN's, frames per game; counts accept 4M, 250k)",
+        run=run)
 
 def run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     from ..agents.multitask_dqn import train_multitask_dqn

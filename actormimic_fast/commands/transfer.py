@@ -10,23 +10,20 @@ import argparse
 from pathlib import Path
 
 from ..agents.transfer import TransferConfig
-from .common import add_run_options, layered_settings, preflight, print_summary, usage_errors
+from .common import add_training_command, layered_settings, preflight, print_summary, usage_errors
 
 NAME = "transfer"
 
 
 def register(subparsers) -> None:
-    transfer = subparsers.add_parser(
-        "transfer", help="train a DQN on a target game from an AMN's weights (or random ones, the baseline)",
+    add_training_command(
+        subparsers, NAME, help="train a DQN on a target game from an AMN's weights (or random ones, the baseline)",
         description="Actor-Mimic transfer (paper section 3.4): drop the AMN's softmax and feature-regression "
                     "heads, keep its trunk and (--output masked, the paper's) its output rows of the target "
                     "game's legal actions, then train with the expert DQN procedure. --init random is the "
                     "baseline. Writes <out>/checkpoint.pt, run.json, progress.csv, episodes.csv, test.csv and tb/.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    add_run_options(transfer, TransferConfig,
-                         "transfer and training settings (defaults: the paper's; counts accept 10M, 250k)")
-    transfer.set_defaults(run=run)
-
+        settings_cls=TransferConfig,
+        settings_title="transfer and training settings (defaults: the paper's; counts accept 10M, 250k)", run=run)
 
 def run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     from ..agents.dqn import train_expert
