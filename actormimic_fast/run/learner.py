@@ -125,6 +125,10 @@ class Learner:
         if acting is not None:
             acting.wait_stream(self.stream)      # GPU-side: the next act step reads the updated weights
 
+    def earns_update(self, amount: float) -> bool:
+        """Whether credit(amount) would make a whole update due now (lockstep: it would run at once)."""
+        return self.limiter.pending + amount >= 1.0
+
     def drain(self) -> None:
         """Wait until every whole update earned is done and on the device (checkpoints, tests, the end)."""
         self.limiter.drain()

@@ -4,12 +4,13 @@
 
 One actor step (every env of the pool; rows in env order, whatever order the pool finished them in):
 
-    out = pool.recv()                        # s_t, r_t and flags of every env (the C++ workers stepped them)
-    replay.add_step(out, a_{t-1})            # one record per env, frames stored once
     a_t = algo.act(s_t)                      # one forward pass for all envs (none when every env explores)
     pool.send(a_t)                           # the envs step now ...
     learner.credit(n / agent steps per update)   # ... while the learner updates
+    out = pool.recv()                        # s_{t+1}, r_{t+1} and flags of every env
     test epoch, progress rows, checkpoints   # when due, in frames of each game
+    replay.add_step(out, a_t)                # one record per env, frames stored once
+(a step without updates on this thread uses pool.step(a_t): the same envs, without waking a worker)
 
 Modes (``RunContext.lockstep``):
 - lockstep: the learner runs its earned updates inline right after send(), on this thread, while the
@@ -215,10 +216,11 @@ class RunLoop:
                                                                 self.schedule, self.counters, self.learner)
         num_games = pool.num_games
         a_tm1 = np.zeros(pool.num_envs, np.int64)     # each env's last action (a column of its network)
-        obs_rows = pool.batch_tensors.obs             # zero-copy view of the rows recv() returns
+        # zero-copy views of the rows step()/reset() return (env order) and recv() returns (finishing order)
+        env_rows, finished_rows = pool.env_tensors.obs, pool.batch_tensors.obs
         # On CUDA the act step's observations go through pinned memory, so their copy to the device is
         # asynchronous; the act step's one read-back (the actions) orders it before the next overwrite.
-        staging = torch.empty_like(obs_rows, pin_memory=True) if run.device.type == "cuda" else None
+        staging = torch.empty_like(env_rows, pin_memory=True) if run.device.type == "cuda" else None
         learning = False                              # latched: once every game's replay is ready, it stays ready
         min_transitions = max(schedule.rows_per_game, self.refill)
         last_test: dict = {}
@@ -228,8 +230,7 @@ class RunLoop:
         self._start_time, self._start_wall = time.perf_counter(), counters.wall_s
         agent_steps_per_update = schedule.agent_steps_per_update
 
-        pool.async_reset()
-        out = pool.recv()
+        out, obs_rows = pool.reset(), env_rows
         replay.add_step(out, a_tm1[out.env_id])       # episode starts: the actions are ignored
         frames = self.frames
         while frames < schedule.frames_per_game:
@@ -249,17 +250,26 @@ class RunLoop:
             else:
                 with self.actor_weights.reading() as network:
                     a_t = algo.act(network, obs, env_ids, frames)
-            pool.send(algo.action_map[env_ids, a_t], env_ids)
+            actions = algo.action_map[env_ids, a_t]
             a_tm1[env_ids] = a_t
             counters.agent_steps += n
             frames = self.frames
 
-            # Learn while the envs step.
+            # Step the envs and learn. When this step's updates run on this thread (lockstep), the envs
+            # step meanwhile (send ... recv); otherwise step() is quicker: this thread steps envs too, and
+            # one env never waits for a worker thread to wake up.
             if not learning and counters.agent_steps >= schedule.learning_starts:
                 ready = min(replay.num_transitions(g) for g in range(num_games)) >= min_transitions
                 learning = run_all_agree(run, ready)
-            if learning:
-                learner.credit(n / agent_steps_per_update)
+            credit = n / agent_steps_per_update if learning else 0.0
+            if credit and self.lockstep and learner.earns_update(credit):
+                pool.send(actions, env_ids)
+                learner.credit(credit)
+                out, obs_rows = pool.recv(), finished_rows
+            else:
+                if credit:
+                    learner.credit(credit)                # threaded: the learner updates while the envs step
+                out, obs_rows = pool.step(actions), env_rows
 
             # Test epoch, progress rows and checkpoints when due (tests and files: process 0 only).
             if schedule.test_epoch_frames and frames >= (counters.epochs + 1) * schedule.train_epoch_frames:
@@ -278,7 +288,6 @@ class RunLoop:
                 next_checkpoint = frames + schedule.checkpoint_every
 
             # Collect the step: store it, count finished episodes.
-            out = pool.recv()
             replay.add_step(out, a_tm1[out.env_id])
             done = out.done
             if done.any():
