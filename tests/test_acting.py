@@ -103,3 +103,12 @@ def test_actor_weights_are_a_copy_refreshed_every_few_updates():
     for a, b in zip(weights.network.state_dict().values(), online.state_dict().values()):
         assert torch.equal(a, b)
     assert not any(p.requires_grad for p in weights.network.parameters())
+
+
+def test_the_prefix_shortcut_draws_what_random_legal_actions_draws():
+    masks = np.zeros((7, 18), bool)
+    masks[:, :5] = True                          # an expert of 5 actions padded to 18 columns
+    for seed in range(3):
+        full = epsilon_greedy(np.random.default_rng(seed), 1.0, masks, None)
+        short = epsilon_greedy(np.random.default_rng(seed), 1.0, masks, None, num_legal=5)
+        assert (full == short).all()

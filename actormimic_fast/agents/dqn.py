@@ -258,10 +258,12 @@ class ExpertDQN(QLearning):
             return best[0]
 
         epsilon, per_game = self.epsilon(frames), self.envs_per_game
+        if self.groups == 1:
+            return epsilon_greedy(self.rngs[0], epsilon, self.masks, greedy, num_legal=len(self.legal_actions[0]))
         return np.concatenate([
             epsilon_greedy(rng, epsilon, self.masks[g * per_game:(g + 1) * per_game],
-                           lambda g=g: greedy()[g * per_game:(g + 1) * per_game])
-            for g, rng in enumerate(self.rngs)])
+                           lambda g=g: greedy()[g * per_game:(g + 1) * per_game], num_legal=len(legal))
+            for g, (rng, legal) in enumerate(zip(self.rngs, self.legal_actions))])
 
     # -- learning -----------------------------------------------------------------------------------
     def sample(self, replay: PerGameReplays, out: TransitionBatch) -> TransitionBatch:

@@ -75,6 +75,9 @@ def _tensors(arrays: dict) -> PoolStep:
 
 
 def _actions_array(actions, expected: int, name: str = "actions") -> np.ndarray:
+    if type(actions) is np.ndarray and actions.dtype == np.int64 and actions.shape == (expected,) \
+            and actions.flags.c_contiguous:
+        return actions          # already what C++ reads (it checks each action against its env's legal set)
     arr = int_array(name, actions, np.int64)
     if arr.shape != (expected,):
         raise ValueError(f"{name} must have shape ({expected},), got {arr.shape}")

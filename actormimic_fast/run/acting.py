@@ -37,12 +37,19 @@ def random_legal_actions(rng: np.random.Generator, masks: np.ndarray) -> np.ndar
 
 
 def epsilon_greedy(rng: np.random.Generator, epsilon: float, masks: np.ndarray,
-                   greedy_actions: Callable[[], torch.Tensor]) -> np.ndarray:
+                   greedy_actions: Callable[[], torch.Tensor], num_legal: int | None = None) -> np.ndarray:
     """Epsilon-greedy legal actions for the rows of masks [n, K]: a random legal column with probability
     epsilon, else greedy_actions() (the caller's masked argmax, [n], on any device). greedy_actions runs
     only when some row is greedy, so an all-exploring step costs no forward pass; its result is the one
-    device-to-host copy of the step."""
-    actions = random_legal_actions(rng, masks)
+    device-to-host copy of the step.
+
+    num_legal: every row's legal columns are 0 .. num_legal - 1 (an expert's outputs), so a random action
+    is rng.integers(num_legal), the very draw random_legal_actions makes for such rows, made quicker.
+    """
+    if num_legal is None:
+        actions = random_legal_actions(rng, masks)
+    else:
+        actions = rng.integers(num_legal, size=len(masks))
     greedy = rng.random(len(masks)) >= epsilon
     if greedy.any():
         actions = np.where(greedy, greedy_actions().cpu().numpy(), actions)

@@ -233,14 +233,14 @@ class RunLoop:
         out, obs_rows = pool.reset(), env_rows
         replay.add_step(out, a_tm1[out.env_id])       # episode starts: the actions are ignored
         frames = self.frames
+        every_env = np.arange(pool.num_envs)
+        test_due = (counters.epochs + 1) * schedule.train_epoch_frames if schedule.test_epoch_frames else math.inf
         while frames < schedule.frames_per_game:
             # Rows in env order: the act step's random draws then go to the same envs in every run.
-            env_ids = out.env_id.astype(np.int64)
-            n = len(env_ids)
-            obs = obs_rows[:n]
-            if n > 1 and (env_ids[1:] < env_ids[:-1]).any():
-                order = np.argsort(env_ids, kind="stable")
-                env_ids, obs = env_ids[order], obs.index_select(0, torch.from_numpy(order))
+            env_ids, obs, n = every_env, obs_rows, pool.num_envs
+            if obs_rows is finished_rows and (out.env_id != every_env).any():     # recv(): finishing order
+                order = np.argsort(out.env_id, kind="stable")
+                obs = obs.index_select(0, torch.from_numpy(order))
             if staging is not None:
                 obs = staging[:n].copy_(obs)
 
@@ -251,7 +251,7 @@ class RunLoop:
                 with self.actor_weights.reading() as network:
                     a_t = algo.act(network, obs, env_ids, frames)
             actions = algo.action_map[env_ids, a_t]
-            a_tm1[env_ids] = a_t
+            a_tm1[:] = a_t
             counters.agent_steps += n
             frames = self.frames
 
@@ -272,8 +272,9 @@ class RunLoop:
                 out, obs_rows = pool.step(actions), env_rows
 
             # Test epoch, progress rows and checkpoints when due (tests and files: process 0 only).
-            if schedule.test_epoch_frames and frames >= (counters.epochs + 1) * schedule.train_epoch_frames:
+            if frames >= test_due:
                 counters.epochs += 1
+                test_due = (counters.epochs + 1) * schedule.train_epoch_frames
                 if run.lead:
                     learner.drain()
                     last_test = self._test_epoch(counters.epochs, frames)
