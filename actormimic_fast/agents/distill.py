@@ -42,7 +42,7 @@ from ..native import ops
 from ..files.checkpoint import RESUME_KEYS, load_checkpoint, meta_value, restore
 from ..play.evaluation import evaluate
 from ..native.games import NUM_ACTIONS, canonical_name
-from ..models.networks import ARCHITECTURES, build_network, scale_frames
+from ..models.networks import ARCHITECTURES, StackedNetworks, build_network, scale_frames
 from ..models.optimizers import make_optimizer
 from ..native.replay import ReplayMemory, TransitionBatch
 from ..run.acting import epsilon_greedy, masked_argmax
@@ -169,7 +169,9 @@ class _FullActionExpert(nn.Module):
 
 
 class ExpertEnsemble:
-    """Every game's expert evaluated in one vmapped call over per-game groups of states.
+    """Every game's expert evaluated as one stacked network over per-game groups of states
+    (networks.StackedNetworks: one vmapped call of grouped convolutions on CUDA, each expert's own kernels on
+    the CPU, where that is faster).
 
     ensemble(obs) with obs [G, n, stack, 84, 84] (group g holds states of game g) returns teacher Q-values
     [G, n, 18] (illegal columns 0) and expert features [G, n, D]. The experts are frozen.
@@ -180,22 +182,16 @@ class ExpertEnsemble:
             raise ValueError(f"one action set per expert: got {len(experts)} experts and "
                              f"{len(legal_actions)} action sets")
         padded = [_FullActionExpert(e, legal, num_actions) for e, legal in zip(experts, legal_actions)]
-        params, buffers = torch.func.stack_module_state(padded)
-        self.params = {name: p.detach() for name, p in params.items()}
-        self.buffers = buffers
+        self.stacked = StackedNetworks(padded).requires_grad_(False)
+        self.stacked.vectorized = padded[0].head.weight.is_cuda
         self.num_games = len(experts)
         self.feature_dim = padded[0].head.in_features
-        self._base = copy.deepcopy(padded[0]).to("meta")   # structure only; weights come from self.params
-        self._batched = torch.vmap(self._one)
-
-    def _one(self, params, buffers, obs):
-        return torch.func.functional_call(self._base, (params, buffers), (obs,))
 
     @torch.no_grad()
     def __call__(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         if obs.dim() != 5 or obs.shape[0] != self.num_games:
             raise ValueError(f"obs must be [games={self.num_games}, n, stack, 84, 84], got {tuple(obs.shape)}")
-        return self._batched(self.params, self.buffers, obs)
+        return self.stacked(obs)
 
 
 # -- the student and the loss ------------------------------------------------------------------------

@@ -162,8 +162,10 @@ class StackedNetworks(nn.Module):
         if self.vectorized:
             return torch.vmap(self._one)(dict(zip(self.names, self.stacked)), obs)
         views = [p.unbind(0) for p in self.stacked]     # backward: one stack of the K gradients per parameter
-        return torch.stack([self._one({name: v[k] for name, v in zip(self.names, views)}, obs[k])
-                            for k in range(self.num_networks)])
+        outs = [self._one({name: v[k] for name, v in zip(self.names, views)}, obs[k]) for k in range(self.num_networks)]
+        if isinstance(outs[0], tuple):                   # networks with several outputs: stack each
+            return tuple(torch.stack(parts) for parts in zip(*outs))
+        return torch.stack(outs)
 
     def network_state(self, k: int, num_actions: int) -> dict[str, torch.Tensor]:
         """Network k's state_dict as a plain network with num_actions outputs has it."""
