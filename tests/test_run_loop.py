@@ -179,3 +179,17 @@ def test_every_setting_and_default_of_before_is_still_there(command):
     parser = build_parser()
     options = {a.dest for a in parser._subparsers._group_actions[0].choices[command]._actions}
     assert set(now) <= options
+
+
+def test_a_distill_checkpoint_from_before_the_run_loop_resumes(tmp_path):
+    """Checkpoints before the shared loop counted distill's progress in lockstep steps, without agent_steps."""
+    experts = save_sharp_experts(tmp_path)
+    cfg = distill_config(tmp_path / "amn", experts, frames_per_game=400, test_epoch_frames=0)
+    distill(cfg)
+    payload = load_checkpoint(tmp_path / "amn" / "checkpoint.pt")
+    assert payload["counters"].pop("agent_steps") == 200            # 100 steps x 2 envs
+    meta = payload.pop("meta")
+    payload.pop("format")
+    save_checkpoint(tmp_path / "amn" / "checkpoint.pt", payload, meta)
+    resumed = distill(cfg.replace(frames_per_game=800), resume=True)
+    assert resumed["steps"] == 200 and resumed["frames"] == 800 and resumed["agent_steps"] == 400
