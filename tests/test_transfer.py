@@ -104,14 +104,24 @@ def test_greedy_actions_are_the_masked_amns_and_never_illegal(tmp_path):
 
 # -- short runs --------------------------------------------------------------------------------------
 class RecordingPool(MultiGameEnvPool):
-    """The trainer's pool, recording every (observation, full action) pair it is sent."""
+    """The trainer's pool, recording every (observation, full action) pair it is sent, by whichever
+    path the run loop takes (reset/step, or send/recv when updates overlap the envs)."""
 
     sent: list = []
 
-    def recv(self):
-        out = super().recv()
-        self._obs = {int(e): out.obs[i].copy() for i, e in enumerate(out.env_id)}
+    def _seen(self, out):
+        self._obs = {**getattr(self, "_obs", {}), **{int(e): out.obs[i].copy() for i, e in enumerate(out.env_id)}}
         return out
+
+    def reset(self):
+        return self._seen(super().reset())
+
+    def recv(self):
+        return self._seen(super().recv())
+
+    def step(self, actions):
+        RecordingPool.sent += [(self._obs[e], int(a)) for e, a in enumerate(np.asarray(actions))]
+        return self._seen(super().step(actions))
 
     def send(self, actions, env_ids):
         RecordingPool.sent += [(self._obs[int(e)], int(a)) for a, e in zip(actions, env_ids)]
