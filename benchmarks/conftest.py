@@ -17,6 +17,8 @@ import pytest
 RATES: dict[str, float] = {}
 # (label, numerator key, denominator key or None when the numerator already is a ratio, target)
 RATIOS: list[tuple[str, str, str | None, float | None]] = []
+# key of RATES -> (min, max) over the rounds whose median RATES holds
+SPREADS: dict[str, tuple[float, float]] = {}
 
 
 @pytest.fixture(scope="session")
@@ -26,6 +28,10 @@ def rates() -> dict[str, float]:
 
 def register_ratio(label: str, numerator: str, denominator: str | None, target: float | None = None) -> None:
     RATIOS.append((label, numerator, denominator, target))
+
+
+def register_spread(key: str, low: float, high: float) -> None:
+    SPREADS[key] = (low, high)
 
 
 def machine_description() -> str:
@@ -55,7 +61,8 @@ def pytest_terminal_summary(terminalreporter):
     tr.section("rates and ratios (same run)")
     tr.write_line(f"machine: {machine_description()}; commit {commit()}")
     for key, value in sorted(RATES.items()):
-        tr.write_line(f"  {key:<55s} {value:>14,.3f}" if value < 100 else f"  {key:<55s} {value:>14,.0f}")
+        spread = f"  (rounds {SPREADS[key][0]:.3f}-{SPREADS[key][1]:.3f})" if key in SPREADS else ""
+        tr.write_line((f"  {key:<55s} {value:>14,.3f}" if value < 100 else f"  {key:<55s} {value:>14,.0f}") + spread)
     for label, num, den, target in RATIOS:
         if num in RATES and (den is None or den in RATES):
             ratio = RATES[num] / (1.0 if den is None else RATES[den])
@@ -64,4 +71,5 @@ def pytest_terminal_summary(terminalreporter):
     out = os.environ.get("ACTORMIMIC_BENCH_JSON")
     if out:
         Path(out).write_text(json.dumps({"machine": machine_description(), "commit": commit(), "rates": RATES,
+                                         "spreads": SPREADS,
                                          "ratios": [(l, n, d, t) for l, n, d, t in RATIOS]}, indent=1))

@@ -227,6 +227,112 @@ def test_async_send_recv_gives_the_sync_streams():
         np.testing.assert_array_equal(np.stack(seen[e][:k]), expected["obs"][:k, e])
 
 
+# -- eager resets ------------------------------------------------------------------------------------
+# With background threads, the reset after an episode's end runs ahead of the step that reports it (between
+# steps, or while other envs finish a step); the outputs must be those of a pool without background threads.
+
+def full_rollout(pool, actions, pause=0.0, pause_every=1, reset_at=()):
+    """rollout() with every output, a pause of `pause` seconds after every `pause_every`-th step (so that
+    background resets finish before the next step, or not) and reset() instead of step() at the steps in
+    `reset_at`."""
+    import time
+    keys = ("obs", "reward", "terminated", "truncated", "life_loss", "episode_start", "lives",
+            "episode_return", "episode_length")
+    out = pool.reset()
+    trace = {k: [getattr(out, k).copy()] for k in keys}
+    for t, a in enumerate(actions):
+        out = pool.reset() if t in reset_at else pool.step(a)
+        for k in keys:
+            trace[k].append(getattr(out, k).copy())
+        if pause and t % pause_every == 0:
+            time.sleep(pause)
+    return {k: np.stack(v) for k, v in trace.items()}
+
+
+@pytest.mark.parametrize("threads", [2, 4])
+def test_eager_resets_give_the_outputs_of_a_single_thread(threads):
+    games = ["pong", "breakout", "seaquest"]
+    kwargs = dict(envs_per_game=2, seed=21, max_episode_frames=160)  # an episode end every ~40 steps
+    actions = random_legal_actions(MultiGameEnvPool(games, **kwargs), 300, seed=3)
+    one = full_rollout(MultiGameEnvPool(games, num_threads=1, **kwargs), actions, reset_at=(100,))
+    assert one["truncated"].sum() >= 30 and one["episode_start"][1:].sum() >= 30
+    # no pause: resets run in the step's tail or are still running when their env's task comes; 3 ms: some
+    # finish in between; 150 ms every 5th step: all finish before the next step
+    for pause, every in ((0.0, 1), (0.003, 1), (0.15, 5)):
+        many = full_rollout(MultiGameEnvPool(games, num_threads=threads, **kwargs), actions, pause, every, (100,))
+        for key in one:
+            np.testing.assert_array_equal(many[key], one[key], err_msg=f"{key}, pause {pause} every {every}")
+
+
+def test_explicit_reset_after_an_episode_end_starts_one_episode():
+    # reset() right after the step that ended episodes, once their background resets have finished: it must
+    # publish those (the same no-op draws), not start yet another episode
+    kwargs = dict(envs_per_game=2, seed=24, max_episode_frames=160)
+    games = ["space_invaders", "seaquest"]  # screens that move during the no-ops
+    actions = random_legal_actions(MultiGameEnvPool(games, **kwargs), 60, seed=6)
+    first_end = int(np.flatnonzero(full_rollout(MultiGameEnvPool(games, num_threads=1, **kwargs),
+                                                actions)["truncated"].any(axis=1))[0]) - 1  # its step index
+    one = full_rollout(MultiGameEnvPool(games, num_threads=1, **kwargs), actions, reset_at=(first_end + 1,))
+    two = full_rollout(MultiGameEnvPool(games, num_threads=2, **kwargs), actions, 0.3, first_end,
+                       (first_end + 1,))
+    for key in one:
+        np.testing.assert_array_equal(two[key], one[key], err_msg=key)
+
+
+def test_eager_resets_in_async_mode_give_the_sync_streams():
+    import time
+    games = ["pong", "breakout"]
+    kwargs = dict(envs_per_game=3, seed=22, max_episode_frames=120)
+    steps = 120
+    actions = random_legal_actions(MultiGameEnvPool(games, **kwargs), steps, seed=4)
+    expected = full_rollout(MultiGameEnvPool(games, num_threads=1, **kwargs), actions)
+    pool = MultiGameEnvPool(games, num_threads=3, batch_size=2, **kwargs)
+    n = pool.num_envs
+    seen = [[] for _ in range(n)]
+    ends = [[] for _ in range(n)]
+    pool.async_reset()
+    in_flight = n
+    while in_flight:
+        out = pool.recv()
+        in_flight -= 2
+        for row, e in enumerate(out.env_id.copy()):
+            seen[e].append(out.obs[row].copy())
+            ends[e].append(bool(out.truncated[row]))
+        todo = [e for e in out.env_id if len(seen[e]) <= steps]
+        if len(todo) == 2:  # batches of two: stop sending once an env has all its steps
+            time.sleep(0.002 * (len(seen[todo[0]]) % 2))
+            pool.send([actions[len(seen[e]) - 1, e] for e in todo], todo)
+            in_flight += 2
+        elif in_flight < 2:
+            break
+    for e in range(n):
+        k = len(seen[e])
+        assert k > 45  # episodes ended and reset on the way
+        np.testing.assert_array_equal(np.stack(seen[e]), expected["obs"][:k, e])
+        np.testing.assert_array_equal(ends[e], expected["truncated"][:k, e])
+
+
+def test_capture_switched_on_after_an_episode_end_shows_its_last_screen():
+    import time
+    kwargs = dict(envs_per_game=2, seed=23, max_episode_frames=80, noop_max=0)  # ends at step 20, resets at 21
+    actions = random_legal_actions(MultiGameEnvPool(["breakout"], **kwargs), 22, seed=5)
+    screens = []
+    for threads in (1, 2):
+        pool = MultiGameEnvPool(["breakout"], num_threads=threads, **kwargs)
+        pool.reset()
+        for a in actions[:20]:
+            out = pool.step(a)
+        assert out.truncated.all()
+        time.sleep(0.05)  # with 2 threads the background resets are done by now
+        pool.capture_screens([0, 1])
+        last = pool.screens.copy()
+        pool.step(actions[20])
+        screens.append((last, pool.screens.copy()))
+    np.testing.assert_array_equal(screens[1][0], screens[0][0])  # the episodes' last screens
+    np.testing.assert_array_equal(screens[1][1], screens[0][1])  # the new episodes' first screens
+    assert not np.array_equal(screens[0][0], screens[0][1])
+
+
 # -- errors ------------------------------------------------------------------------------------------
 
 def test_unknown_game_lists_valid_names():

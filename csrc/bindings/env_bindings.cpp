@@ -147,9 +147,24 @@ void bind_env(py::module_& m) {
       py::arg("src"), py::arg("height"), py::arg("width"),
       "OpenCV-exact INTER_AREA downscale of one uint8 channel (the pool's resize, exposed for tests).");
 
-  m.def("simd_enabled", &env::simd_enabled, "Whether the frame ops use their AVX2 kernels.");
+  m.def("simd_enabled", &env::simd_enabled, "Whether the frame ops use SIMD (AVX2 or AVX-512) kernels.");
   m.def("set_simd_enabled", &env::set_simd_enabled, py::arg("enabled"),
-        "Choose the AVX2 or the portable frame ops (identical results; for tests and benchmarks).");
+        "Choose the best SIMD or the portable frame ops (identical results; for tests and benchmarks).");
+  static const char* const kLevels[] = {"portable", "avx2", "avx512"};
+  m.def("simd_levels", [] {
+        std::vector<std::string> levels;
+        for (int l = 0; l <= static_cast<int>(env::best_simd_level()); ++l) levels.emplace_back(kLevels[l]);
+        return levels;
+      },
+      "The frame-op kernel sets this CPU supports, slowest first.");
+  m.def("simd_level", [] { return std::string(kLevels[static_cast<int>(env::simd_level())]); },
+        "The frame-op kernel set in use: 'portable', 'avx2' or 'avx512'.");
+  m.def("set_simd_level", [](const std::string& name) {
+        for (int l = 0; l < 3; ++l)
+          if (name == kLevels[l]) return env::set_simd_level(static_cast<env::SimdLevel>(l));
+        throw std::invalid_argument("level must be 'portable', 'avx2' or 'avx512', got '" + name + "'");
+      },
+      py::arg("level"), "Choose the frame-op kernel set (identical results; for tests and benchmarks).");
 }
 
 }  // namespace actormimic_fast::bindings

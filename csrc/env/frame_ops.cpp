@@ -11,16 +11,26 @@ namespace actormimic_fast::env {
 
 namespace {
 
-bool avx2_available() {
+bool env_flag(const char* name) {
+  const char* value = std::getenv(name);
+  return value && value[0] == '1';
+}
+
+SimdLevel detect_simd_level() {
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
-  const char* off = std::getenv("ACTORMIMIC_NO_AVX2");
-  return __builtin_cpu_supports("avx2") && !(off && off[0] == '1');
+  // __builtin_cpu_supports also checks that the OS saves the AVX / AVX-512 registers (XCR0).
+  if (env_flag("ACTORMIMIC_NO_AVX2") || !__builtin_cpu_supports("avx2")) return SimdLevel::kPortable;
+  if (env_flag("ACTORMIMIC_NO_AVX512") || !__builtin_cpu_supports("avx512f") || !__builtin_cpu_supports("avx512bw") ||
+      !__builtin_cpu_supports("avx512vl") || !__builtin_cpu_supports("avx512vbmi"))
+    return SimdLevel::kAvx2;
+  return SimdLevel::kAvx512;
 #else
-  return false;
+  return SimdLevel::kPortable;
 #endif
 }
 
-std::atomic<bool> use_avx2{avx2_available()};
+const SimdLevel best_level = detect_simd_level();
+std::atomic<SimdLevel> level_in_use{best_level};
 
 // cvRound for the [0, 255] sums here: round half to even, saturate to uint8.
 inline uint8_t round_to_uint8(float v) {
@@ -30,14 +40,27 @@ inline uint8_t round_to_uint8(float v) {
 
 }  // namespace
 
-bool simd_enabled() { return use_avx2.load(std::memory_order_relaxed); }
+SimdLevel best_simd_level() { return best_level; }
+
+SimdLevel simd_level() { return level_in_use.load(std::memory_order_relaxed); }
+
+void set_simd_level(SimdLevel level) {
+  if (level > best_level) {
+    throw std::runtime_error(std::string("this CPU (or ACTORMIMIC_NO_AVX2 / ACTORMIMIC_NO_AVX512) has no ") +
+                             (level == SimdLevel::kAvx512 ? "AVX-512 VBMI" : "AVX2"));
+  }
+  level_in_use.store(level, std::memory_order_relaxed);
+}
+
+bool simd_enabled() { return simd_level() != SimdLevel::kPortable; }
 
 void set_simd_enabled(bool enabled) {
-  if (enabled && !avx2_available()) throw std::runtime_error("this CPU (or ACTORMIMIC_NO_AVX2) has no AVX2");
-  use_avx2.store(enabled, std::memory_order_relaxed);
+  if (enabled && best_level == SimdLevel::kPortable) throw std::runtime_error("this CPU (or ACTORMIMIC_NO_AVX2) has no AVX2");
+  set_simd_level(enabled ? best_level : SimdLevel::kPortable);
 }
 
 void to_grayscale(const uint8_t* screen, const GrayscaleTable& table, uint8_t* out, std::size_t n) {
+  if (simd_level() == SimdLevel::kAvx512) return detail::to_grayscale_avx512(screen, table, out, n);
   for (std::size_t i = 0; i < n; ++i) out[i] = table[screen[i]];
 }
 
@@ -46,7 +69,11 @@ void max_inplace(uint8_t* a, const uint8_t* b, std::size_t n) {
 }
 
 void grayscale_max(const uint8_t* a, const uint8_t* b, const GrayscaleTable& table, uint8_t* out, std::size_t n) {
-  if (simd_enabled()) return detail::grayscale_max_avx2(a, b, table, out, n);
+  switch (simd_level()) {
+    case SimdLevel::kAvx512: return detail::grayscale_max_avx512(a, b, table, out, n);
+    case SimdLevel::kAvx2: return detail::grayscale_max_avx2(a, b, table, out, n);
+    case SimdLevel::kPortable: break;
+  }
   for (std::size_t i = 0; i < n; ++i) out[i] = std::max(table[a[i]], table[b[i]]);
 }
 
@@ -81,6 +108,10 @@ AreaResizer::AreaResizer(int src_height, int src_width, int dst_height, int dst_
                                 std::to_string(src_width) + " -> " + std::to_string(dst_height) + "x" +
                                 std::to_string(dst_width));
   }
+  if (src_width > kMaxWidth) {  // the kernels keep one source row's columns in fixed-size buffers
+    throw std::invalid_argument("AreaResizer takes sources at most " + std::to_string(kMaxWidth) +
+                                " pixels wide: got " + std::to_string(src_width));
+  }
   const std::vector<Tap> x_taps = area_taps(src_width, dst_width);
   std::vector<int> count(dst_width, 0);
   for (const Tap& t : x_taps) ++count[t.dst];
@@ -100,6 +131,31 @@ AreaResizer::AreaResizer(int src_height, int src_width, int dst_height, int dst_
           column_src_[static_cast<std::size_t>(d) * taps_per_column_];
   row_taps_ = area_taps(src_height, dst_height);
   std::stable_sort(row_taps_.begin(), row_taps_.end(), [](const Tap& a, const Tap& b) { return a.src < b.src; });
+  build_column_groups();
+}
+
+void AreaResizer::build_column_groups() {
+  if (taps_per_column_ > 4) return;
+  for (int first = 0; first < dst_width_; first += 16) {
+    ColumnGroup g{};
+    g.start = column_src_[static_cast<std::size_t>(first) * taps_per_column_];  // the group's leftmost tap
+    for (int lane = 0; lane < 16 && first + lane < dst_width_; ++lane) {
+      g.store_mask = static_cast<uint16_t>(g.store_mask | (1u << lane));
+      for (int k = 0; k < taps_per_column_; ++k) {
+        const std::size_t at = static_cast<std::size_t>(first + lane) * taps_per_column_ + k;
+        const int offset = column_src_[at] - g.start;
+        if (offset < 0 || offset >= 64) {
+          groups_.clear();  // this resize's taps are too far apart for one window; the AVX2 path serves it
+          return;
+        }
+        g.index[16 * k + lane] = static_cast<uint8_t>(offset);
+        g.weight[k][lane] = column_weight_[at];
+      }
+    }
+    const int inside = src_width_ - g.start;
+    g.load_mask = inside >= 64 ? ~0ULL : (1ULL << inside) - 1;
+    groups_.push_back(g);
+  }
 }
 
 // The portable path: blocks of kBlock source rows, one vector lane per row (GCC/Clang vector
@@ -152,8 +208,13 @@ void AreaResizer::resize_portable(const uint8_t* src, uint8_t* dst) const {
 }
 
 void AreaResizer::resize(const uint8_t* src, uint8_t* dst) const {
-  if (simd_enabled()) resize_avx2(src, dst);
-  else resize_portable(src, dst);
+  switch (simd_level()) {
+    case SimdLevel::kAvx512:
+      if (!groups_.empty()) return resize_avx512(src, dst);
+      return resize_avx2(src, dst);
+    case SimdLevel::kAvx2: return resize_avx2(src, dst);
+    case SimdLevel::kPortable: return resize_portable(src, dst);
+  }
 }
 
 void AreaResizer::resize_frames(const uint8_t* latest, const uint8_t* previous, const GrayscaleTable& table,

@@ -4,7 +4,9 @@
 // grayscale through ALE's own palette -> max of the two -> area resize 210x160 -> 84x84. The last three
 // are fused into one pass (AreaResizer::resize_frames) so each source pixel is read once.
 // All functions are pure and thread-safe; AreaResizer is immutable after construction and is shared
-// by every env of a pool.
+// by every env of a pool. Three kernel sets give identical results (SimdLevel): portable, AVX2 and AVX-512
+// VBMI, the best the CPU has chosen at load time (on the development VM the AVX-512 one preprocesses a step in
+// about 0.36x the AVX2 time: benchmarks/RESULTS.md).
 #pragma once
 
 #include <array>
@@ -26,8 +28,19 @@ void max_inplace(uint8_t* a, const uint8_t* b, std::size_t n);
 /// out[i] = max(table[a[i]], table[b[i]]): grayscale and max-pool of two frames in one pass.
 void grayscale_max(const uint8_t* a, const uint8_t* b, const GrayscaleTable& table, uint8_t* out, std::size_t n);
 
-/// Whether the AVX2 kernels are in use (chosen at load time from the CPU; ACTORMIMIC_NO_AVX2=1 turns
-/// them off). Both paths give identical results; tests run each.
+/// The kernel sets of the frame ops, slowest first. All give identical results; tests run each one the CPU has.
+/// kAvx512 needs AVX-512 F/BW/VL and VBMI (byte permutes: a 128-entry table lookup or a 64-byte gather in one
+/// instruction).
+enum class SimdLevel { kPortable = 0, kAvx2 = 1, kAvx512 = 2 };
+
+/// The best level this CPU supports, chosen at load time; ACTORMIMIC_NO_AVX512=1 caps it at AVX2 and
+/// ACTORMIMIC_NO_AVX2=1 at portable.
+SimdLevel best_simd_level();
+/// The level in use (initially best_simd_level()).
+SimdLevel simd_level();
+/// Selects a level; throws std::runtime_error for one above best_simd_level().
+void set_simd_level(SimdLevel level);
+/// Whether any SIMD kernels are in use; set_simd_enabled(true) selects best_simd_level().
 bool simd_enabled();
 void set_simd_enabled(bool enabled);
 
@@ -67,9 +80,23 @@ class AreaResizer {
     float weight;
   };
   static std::vector<Tap> area_taps(int src_size, int dst_size);
+  void build_column_groups();
+
+  // The AVX-512 path: 16 destination columns per vector, one source row at a time. A group's taps all read
+  // the 64-byte window of the source row that starts at `start`, so one byte permute gathers the pixels of
+  // up to 4 taps (tap k in 128-bit lane k of `index`); the weights are per lane and tap.
+  struct ColumnGroup {
+    alignas(64) uint8_t index[64];
+    alignas(64) float weight[4][16];
+    int start;
+    uint64_t load_mask;   // window bytes inside the row
+    uint16_t store_mask;  // group columns < dst_width
+  };
+  static constexpr int kMaxGroups = kMaxWidth / 16;
 
   void resize_portable(const uint8_t* src, uint8_t* dst) const;
-  void resize_avx2(const uint8_t* src, uint8_t* dst) const;  // frame_ops_avx2.cpp
+  void resize_avx2(const uint8_t* src, uint8_t* dst) const;    // frame_ops_avx2.cpp
+  void resize_avx512(const uint8_t* src, uint8_t* dst) const;  // frame_ops_avx512.cpp
 
   int src_height_, src_width_, dst_height_, dst_width_;
   int padded_width_;  // dst_width_ rounded up to kBlock; the extra columns have only zero-weight taps
@@ -79,11 +106,16 @@ class AreaResizer {
   std::vector<int> column_src_;
   std::vector<float> column_weight_;
   std::vector<Tap> row_taps_;  // sorted by source row, then destination row
+  std::vector<ColumnGroup> groups_;  // empty when some group's taps do not fit one window (then AVX2 runs)
 };
 
 namespace detail {
 void grayscale_max_avx2(const uint8_t* a, const uint8_t* b, const GrayscaleTable& table, uint8_t* out,
                         std::size_t n);  // frame_ops_avx2.cpp
+// frame_ops_avx512.cpp
+void grayscale_max_avx512(const uint8_t* a, const uint8_t* b, const GrayscaleTable& table, uint8_t* out,
+                          std::size_t n);
+void to_grayscale_avx512(const uint8_t* screen, const GrayscaleTable& table, uint8_t* out, std::size_t n);
 }  // namespace detail
 
 }  // namespace actormimic_fast::env

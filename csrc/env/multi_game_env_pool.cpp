@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cstring>
+#include <limits>
 #include <numeric>
 #include <optional>
 #include <sstream>
@@ -148,6 +149,10 @@ MultiGameEnvPool::MultiGameEnvPool(const std::vector<Game>& games, int envs_per_
 
   actions_.assign(num_envs, kNoopAction);
   step_nanos_.assign(num_envs, 0);
+  sort_keys_.assign(num_envs, 0);
+  reset_state_.assign(num_envs, kNoReset);
+  reset_requested_.assign(num_envs, 0);
+  reset_queued_.assign(num_envs, 0);
   reset_next_.assign(num_envs, 0);
   in_flight_.assign(num_envs, 0);
   capture_screen_.assign(num_envs, 0);
@@ -173,11 +178,33 @@ void MultiGameEnvPool::run_task(int env) {
   try {
     const auto start = std::chrono::steady_clock::now();
     const EnvSlot slot = env_outputs_.slot(env, config_.stack);
-    if (reset_next_[env]) envs_[env]->reset(slot);
+    uint8_t reset_state;
+    {
+      std::lock_guard<std::mutex> lock(reset_mutex_);
+      reset_state = reset_state_[env];
+      if (reset_state == kResetRunning) {  // the thread running its reset finishes this task
+        reset_requested_[env] = 1;
+        return;
+      }
+      reset_state_[env] = kNoReset;
+    }
+    if (reset_state == kResetReady) envs_[env]->publish_reset(slot);
+    else if (reset_next_[env] || reset_state == kResetPending) envs_[env]->reset(slot);
     else envs_[env]->step(actions_[env], slot);
     if (capture_screen_[env]) envs_[env]->screen_rgb(screens_.data() + static_cast<std::size_t>(env) * kScreenRgbBytes);
     step_nanos_[env] =
         std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() - start).count();
+    if (envs_[env]->needs_reset()) {
+      // Before done_ hands the env back: from here a background thread may start its reset.
+      bool queue;
+      {
+        std::lock_guard<std::mutex> lock(reset_mutex_);
+        reset_state_[env] = kResetPending;
+        queue = !workers_.empty() && !reset_queued_[env];
+        if (queue) reset_queued_[env] = 1;
+      }
+      if (queue) tasks_.push_background(env);
+    }
   } catch (...) {
     std::lock_guard<std::mutex> lock(error_mutex_);
     if (!error_) error_ = std::current_exception();
@@ -185,8 +212,34 @@ void MultiGameEnvPool::run_task(int env) {
   done_.push(env);
 }
 
+void MultiGameEnvPool::run_background_reset(int env) {
+  {
+    std::lock_guard<std::mutex> lock(reset_mutex_);
+    reset_queued_[env] = 0;
+    if (reset_state_[env] != kResetPending) return;  // a task has reset it already
+    reset_state_[env] = kResetRunning;
+  }
+  try {
+    envs_[env]->prepare_reset();
+  } catch (...) {
+    std::lock_guard<std::mutex> lock(error_mutex_);
+    if (!error_) error_ = std::current_exception();
+  }
+  bool requested;
+  {
+    std::lock_guard<std::mutex> lock(reset_mutex_);
+    reset_state_[env] = kResetReady;
+    requested = reset_requested_[env];
+    reset_requested_[env] = 0;
+  }
+  if (requested) run_task(env);  // its task arrived meanwhile: publish the reset and hand the env back
+}
+
 void MultiGameEnvPool::worker_loop() {
-  while (auto next = tasks_.pop()) run_task(*next);
+  while (const auto next = tasks_.pop()) {
+    if (next->background) run_background_reset(next->id);
+    else run_task(next->id);
+  }
 }
 
 int MultiGameEnvPool::checked_action(int env, int64_t action) const {
@@ -245,7 +298,13 @@ void MultiGameEnvPool::step(const int64_t* actions) {
   std::vector<int> all(num_envs());
   for (int e = 0; e < num_envs(); ++e) actions_[e] = checked_action(e, actions[e]);  // all valid first
   std::iota(all.begin(), all.end(), 0);
-  std::stable_sort(all.begin(), all.end(), [&](int a, int b) { return step_nanos_[a] > step_nanos_[b]; });
+  {
+    // A reset that has not started yet is the longest task by far (ALE's reset emulates ~60-300 frames).
+    std::lock_guard<std::mutex> lock(reset_mutex_);
+    for (int e = 0; e < num_envs(); ++e)
+      sort_keys_[e] = reset_state_[e] == kResetPending ? std::numeric_limits<int64_t>::max() : step_nanos_[e];
+  }
+  std::stable_sort(all.begin(), all.end(), [&](int a, int b) { return sort_keys_[a] > sort_keys_[b]; });
   std::fill(reset_next_.begin(), reset_next_.end(), 0);
   dispatch(all);
   collect(all.size(), scratch_ids_.data());

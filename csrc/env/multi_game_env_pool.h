@@ -14,13 +14,22 @@
 //    touches the env and its output row, and sending to it again is an error. The queue handoff
 //    (mutex) orders the caller's action write before the worker's read, and the worker's output writes
 //    before the caller's read in recv().
-//  - Capacity invariant: each env id is in at most one queue at a time, so queues never hold more
-//    than num_envs ids.
+//  - Capacity invariant: each env id is in at most one queue at a time (besides, at most once, tasks_'
+//    background queue), so queues never hold more than num_envs ids of each kind.
 //  - Workers never let an exception escape: the first one is stored and rethrown on the caller's
 //    thread by the step()/recv() that collects that env; the pool is then closed. recv() refuses to
 //    wait when fewer than batch_size envs are in flight, so it cannot hang.
 //  - step() queues envs longest-last-step first (LPT scheduling): envs of slow games start first, so
-//    fewer workers idle at the end of a synchronous step.
+//    fewer workers idle at the end of a synchronous step; a reset not yet started goes first of all.
+//  - Eager resets: ALE's reset emulates some 60-300 frames, the work of 15-75 steps, which a synchronous
+//    step would wait for on one thread while the others idle. So when a task ends an episode, the env (its
+//    next task being that reset, whatever the action) is also queued as a background item; a background
+//    thread with no step to run takes it and resets the env ahead (PreprocessedEnv::prepare_reset), in a
+//    step's tail or while the caller is busy between calls, and the env's next task only publishes the
+//    result. The caller's thread never takes one (that would delay its return). reset_state_ (under
+//    reset_mutex_) hands the env over: pending -> running (background) -> ready; a task arriving while
+//    it runs is left to the background thread, which publishes and pushes the env into done_ itself.
+//    Same emulator calls and random draws, so the outputs equal a single thread's (tests/test_env.py).
 //  - The destructor (and close()) closes both queues, which wakes and ends every worker, then joins.
 //  - Colour screens (for videos): capture_screens() sets a per-env flag, only for envs not in flight, so
 //    the queue handoff orders the flag before the worker reads it, as for actions. After each reset/step
@@ -111,6 +120,7 @@ class MultiGameEnvPool {
  private:
   void worker_loop();
   void run_task(int env);
+  void run_background_reset(int env);
   void check_open() const;
   void dispatch(const std::vector<int>& env_ids);
   void queue_resets(const char* caller);
@@ -129,7 +139,14 @@ class MultiGameEnvPool {
   std::vector<int> actions_;           // written by the caller before an env is queued
   std::vector<int64_t> step_nanos_;    // each env's last step duration, written by its worker; orders
                                        // step() dispatch longest-first so the step's tail is short
+  std::vector<int64_t> sort_keys_;     // step()'s dispatch order, scratch
   std::vector<uint8_t> reset_next_;    // 1: the queued task is a reset, not a step
+  // Eager resets, guarded by reset_mutex_: per env, the state of the reset that follows its episode's end,
+  // whether its task arrived while that reset ran on another thread, and whether it is in tasks_'
+  // background queue (at most once).
+  enum ResetState : uint8_t { kNoReset, kResetPending, kResetRunning, kResetReady };
+  std::vector<uint8_t> reset_state_, reset_requested_, reset_queued_;
+  std::mutex reset_mutex_;
   std::vector<uint8_t> in_flight_;     // caller-side bookkeeping, guarded by api_mutex_
   int num_in_flight_ = 0;
   PoolOutputs env_outputs_, batch_outputs_;

@@ -32,7 +32,9 @@ PreprocessedEnv::PreprocessedEnv(const std::string& rom_path, const EnvConfig& c
       ale_(std::make_unique<ale::ALEInterface>()),
       rng_(seed),
       latest_gray_(kScreenHeight * kScreenWidth, 0),
-      previous_screen_(kScreenHeight * kScreenWidth, 0) {
+      previous_screen_(kScreenHeight * kScreenWidth, 0),
+      prepared_frame_(kFramePixels, 0),
+      last_screen_(kScreenHeight * kScreenWidth, 0) {
   // ALE calls std::exit() on a missing or unrecognised ROM; refuse those here so they raise instead.
   // isSupportedROM throws for a missing file and requires a checksum ALE knows.
   if (!ale::ALEInterface::isSupportedROM(rom_path)) {
@@ -57,8 +59,9 @@ PreprocessedEnv::~PreprocessedEnv() = default;
 const uint8_t* PreprocessedEnv::screen() const { return ale_->getScreen().getArray(); }
 
 void PreprocessedEnv::screen_rgb(uint8_t* out) const {
-  ale_->theOSystem->colourPalette().applyPaletteRGB(out, ale_->getScreen().getArray(),
-                                                    static_cast<std::size_t>(kScreenHeight) * kScreenWidth);
+  // applyPaletteRGB only reads its source, though ALE declares it non-const.
+  uint8_t* indices = const_cast<uint8_t*>(show_last_screen_ ? last_screen_.data() : screen());
+  ale_->theOSystem->colourPalette().applyPaletteRGB(out, indices, static_cast<std::size_t>(kScreenHeight) * kScreenWidth);
 }
 
 void PreprocessedEnv::start_episode() {
@@ -92,6 +95,22 @@ uint8_t* PreprocessedEnv::shift_stack(const EnvSlot& slot, bool new_episode) {
 void PreprocessedEnv::reset(const EnvSlot& slot) {
   start_episode();
   resizer_.resize_frames(screen(), nullptr, gray_table_, latest_gray_.data(), shift_stack(slot, true));
+  write_reset_outputs(slot);
+}
+
+void PreprocessedEnv::prepare_reset() {
+  start_episode();
+  resizer_.resize_frames(screen(), nullptr, gray_table_, latest_gray_.data(), prepared_frame_.data());
+}
+
+void PreprocessedEnv::publish_reset(const EnvSlot& slot) {
+  std::memcpy(shift_stack(slot, true), prepared_frame_.data(), kFramePixels);
+  write_reset_outputs(slot);
+}
+
+// A reset's outputs besides the observation.
+void PreprocessedEnv::write_reset_outputs(const EnvSlot& slot) {
+  show_last_screen_ = false;
   *slot.reward = 0.0f;
   *slot.terminated = false;
   *slot.truncated = false;
@@ -150,6 +169,8 @@ void PreprocessedEnv::step(int action, const EnvSlot& slot) {
     *slot.episode_return = episode_return_;
     *slot.episode_length = episode_length_;
     needs_reset_ = true;
+    std::memcpy(last_screen_.data(), screen(), last_screen_.size());  // prepare_reset() may move on
+    show_last_screen_ = true;
   }
 }
 

@@ -7,7 +7,12 @@
 // EnvPool, ale-py's vector env and gymnasium's default): that step ignores its action and reports
 // the reset observation with episode_start set.
 //
-// Concurrency: not thread-safe; the pool guarantees one owner thread per step. The AreaResizer it
+// The reset that follows an episode's end can also run ahead of that step (prepare_reset(), on a pool
+// thread while the caller is busy elsewhere), its observation kept until publish_reset() writes it: the
+// same emulator calls and random draws in the same order, so the outputs are those of reset(). Until
+// then screen_rgb() shows the episode's last screen, kept at its end.
+//
+// Concurrency: not thread-safe; the pool guarantees one owner thread at a time. The AreaResizer it
 // references is shared and immutable.
 #pragma once
 
@@ -37,6 +42,12 @@ class PreprocessedEnv {
 
   /// Starts a new episode and writes its first observation into slot.
   void reset(const EnvSlot& slot);
+  /// Whether the last step ended the episode (the next step() resets).
+  bool needs_reset() const { return needs_reset_; }
+  /// Starts a new episode now and keeps its first observation for publish_reset().
+  void prepare_reset();
+  /// Writes the observation of the episode prepare_reset() started into slot, as reset() would have.
+  void publish_reset(const EnvSlot& slot);
   /// Plays action (an index into the full 18-action set) for one agent step, or resets when the
   /// previous step ended the episode.
   void step(int action, const EnvSlot& slot);
@@ -51,6 +62,7 @@ class PreprocessedEnv {
  private:
   void start_episode();
   uint8_t* shift_stack(const EnvSlot& slot, bool new_episode);
+  void write_reset_outputs(const EnvSlot& slot);
   const uint8_t* screen() const;
 
   EnvConfig config_;
@@ -66,6 +78,9 @@ class PreprocessedEnv {
   // cheaper than converting them, and the fused pass converts both frames at once.
   std::vector<uint8_t> latest_gray_, previous_screen_;
   bool previous_is_zero_ = true;  // obs_buffer[1] is zero-filled after a reset
+  std::vector<uint8_t> prepared_frame_;  // [84, 84]: the first frame of the episode prepare_reset() began
+  std::vector<uint8_t> last_screen_;     // palette indices of the screen an episode ended on
+  bool show_last_screen_ = false;        // screen_rgb() shows last_screen_ (the emulator moved on ahead)
   bool needs_reset_ = true;
   float episode_return_ = 0.0f;
   int32_t episode_length_ = 0;
