@@ -6,11 +6,14 @@ ceilings of its two phases and against a CleanRL-style loop, all in one run.
 Everyone trains the Nature DQN on Pong with the same hyperparameters (DeepMind's RMSProp, batch 32, one
 update per 4 agent steps, Huber loss, clipped rewards) for ACTORMIMIC_BENCH_DQN_FRAMES emulator frames
 (default 16,000) on ACTORMIMIC_BENCH_DEVICE (default cpu). Two phases stress different parts:
-- collect: learning never starts (env stepping, acting at epsilon 1, replay writes). Its ceiling is the
-  pool alone stepping the same envs with random legal actions ("pool alone", same thread count).
+- collect: learning never starts, epsilon 1 (env stepping, random acting, replay writes). Its ceiling is
+  the pool alone stepping the same envs with random legal actions ("pool alone", same thread count),
+  measured just before and just after each trainer run (this VM drifts by tens of percent over seconds)
+  and compared with their geometric mean (median of 5 such rounds). Greedy steps (a forward pass each) are timed in the learn phase.
 - learn: updates from agent step 1,000 on, epsilon held at 0.1 (the steady state of a real run, where 90%
   of actions are greedy and cost a forward pass). Its ceiling is the update floor: the updates alone, no
-  envs, no replay, with the trainer's torch thread count (16 frames per update at the faithful ratio).
+  envs, no replay, with the trainer's torch thread count (16 frames per update at the faithful ratio),
+  also taken just before and just after each learn run.
 Rates are steady state: the trainer's own progress rows after the first interval (learn: after learning
 started), the CleanRL-style loop timed from the same frame, the pool after its reset. Each benchmark checks
 the counters of the run it timed.
@@ -19,35 +22,36 @@ the counters of the run it timed.
 from __future__ import annotations
 
 import os
+import shutil
 
 import numpy as np
 import pytest
 import torch
 
-from actormimic_fast import MultiGameEnvPool
 from actormimic_fast.agents.dqn import DQNConfig, train_expert
 from actormimic_fast.reference.cleanrl_dqn import time_updates_only, train_cleanrl_dqn
 
-from conftest import register_ratio
-from steady_state import steady_fps
+from conftest import register_ratio, register_spread
+from steady_state import paired_ceiling, pool_alone_fps, steady_fps
 
 FRAMES = int(os.environ.get("ACTORMIMIC_BENCH_DQN_FRAMES", 16_000))
 DEVICE = os.environ.get("ACTORMIMIC_BENCH_DEVICE", "cpu")
 LEARNING_STARTS = 1_000                  # agent steps
 LOG_EVERY = FRAMES // 8
 SETTINGS = dict(replay_capacity=10_000, batch_size=32, target_update=10_000, update_every=4)
-PHASES = {"collect": dict(learning_starts=10 ** 9, timed_from=LOG_EVERY),
+PHASES = {"collect": dict(learning_starts=10 ** 9, epsilon_start=1.0, epsilon_end=1.0, timed_from=LOG_EVERY),
           "learn": dict(learning_starts=LEARNING_STARTS, epsilon_start=0.1, epsilon_end=0.1,
                         timed_from=LEARNING_STARTS * 4 + LOG_EVERY)}
 MODES = {"lockstep": True, "overlapped": False}
 ENVS = (1, 4)
+ROUNDS = {"collect": 5, "learn": 1}       # trainer runs per case, each between two ceiling readings
 
 for _envs in ENVS:
     for _mode in MODES:
-        register_ratio(f"dqn collect ({_envs} env), {_mode} / pool alone", f"dqn_collect_{_envs}env_{_mode}",
-                       f"dqn_collect_{_envs}env_pool_alone", 0.9)
-        register_ratio(f"dqn learn ({_envs} env), {_mode} / update floor", f"dqn_learn_{_envs}env_{_mode}",
-                       f"dqn_learn_{_envs}env_update_floor", 0.9)
+        register_ratio(f"dqn collect ({_envs} env), {_mode} / pool alone", f"dqn_collect_{_envs}env_{_mode}/ceiling",
+                       None, 0.9)
+        register_ratio(f"dqn learn ({_envs} env), {_mode} / update floor", f"dqn_learn_{_envs}env_{_mode}/ceiling",
+                       None, 0.9)
         for _phase in PHASES:
             register_ratio(f"dqn {_phase} ({_envs} env), {_mode} / CleanRL-style", f"dqn_{_phase}_{_envs}env_{_mode}",
                            f"dqn_{_phase}_{_envs}env_cleanrl")
@@ -74,9 +78,23 @@ def test_trainer(benchmark, rates, tmp_path, phase, mode, num_envs):
     cfg = DQNConfig(game="pong", frames=FRAMES, num_envs=num_envs, test_epoch_frames=0, checkpoint_every=10 ** 9,
                     log_every=LOG_EVERY, progress=False, tensorboard=False, device=DEVICE, lockstep=MODES[mode],
                     out=str(tmp_path / "run"), **SETTINGS, **settings)
-    result = benchmark.pedantic(lambda: train_expert(cfg), rounds=1, iterations=1)
-    assert result["frames"] == FRAMES and result["updates"] == expected_updates(cfg.learning_starts, num_envs)
-    rates[f"dqn_{phase}_{num_envs}env_{mode}"] = steady_fps(tmp_path / "run", timed_from)
+    ceiling = ((lambda: pool_alone_fps(["pong"], num_envs, env_threads(num_envs) + 1, FRAMES // 4 // num_envs))
+               if phase == "collect" else (lambda: update_floor_fps(num_envs)))
+    fps, ratios = [], []
+
+    def one_round():
+        shutil.rmtree(cfg.out, ignore_errors=True)
+        before = ceiling()
+        result = train_expert(cfg)
+        after = ceiling()
+        assert result["frames"] == FRAMES and result["updates"] == expected_updates(cfg.learning_starts, num_envs)
+        fps.append(steady_fps(cfg.out, timed_from))
+        ratios.append(fps[-1] / paired_ceiling(before, after))
+
+    benchmark.pedantic(one_round, rounds=ROUNDS[phase], iterations=1)
+    key = f"dqn_{phase}_{num_envs}env_{mode}"
+    rates[key], rates[f"{key}/ceiling"] = float(np.median(fps)), float(np.median(ratios))
+    register_spread(f"{key}/ceiling", min(ratios), max(ratios))
 
 
 @pytest.mark.parametrize("num_envs", ENVS)
@@ -91,32 +109,15 @@ def test_cleanrl_reference(benchmark, rates, phase, num_envs):
     rates[f"dqn_{phase}_{num_envs}env_cleanrl"] = result["steady_fps"]
 
 
-@pytest.mark.parametrize("num_envs", ENVS)
-def test_pool_alone(benchmark, rates, num_envs):
-    """The collect phase's ceiling: the same envs and threads stepping random legal actions, nothing else."""
-    steps = FRAMES // 4 // num_envs
-    with MultiGameEnvPool(["pong"], envs_per_game=num_envs, num_threads=env_threads(num_envs) + 1) as pool:
-        legal = pool.legal_actions(0)
-        rng = np.random.default_rng(0)
-        actions = legal[rng.integers(len(legal), size=(steps, num_envs))]
-        pool.reset()                                   # not timed: a run resets once
-
-        def play():
-            for t in range(steps):
-                pool.step(actions[t])
-
-        benchmark.pedantic(play, rounds=3, iterations=1)
-    rates[f"dqn_collect_{num_envs}env_pool_alone"] = steps * num_envs * 4 / benchmark.stats.stats.median
-
-
-@pytest.mark.parametrize("num_envs", ENVS)
-def test_update_floor(benchmark, rates, num_envs):
-    updates = 200
+def update_floor_fps(num_envs: int, updates: int = 100) -> float:
+    """The learn phase's ceiling: the updates alone (no envs, no replay) with the torch threads the trainer
+    leaves itself, as frames/s at the faithful ratio (one update per 16 frames). Taken just before and just
+    after each learn run, like the pool alone for the collect phase."""
     threads = torch.get_num_threads()
     if DEVICE == "cpu":
         torch.set_num_threads(max(1, (os.cpu_count() or 1) - env_threads(num_envs)))   # what the trainer leaves torch
     try:
-        seconds = benchmark.pedantic(lambda: time_updates_only(updates, device=DEVICE), rounds=1, iterations=1)
+        seconds = time_updates_only(updates, device=DEVICE)
     finally:
         torch.set_num_threads(threads)
-    rates[f"dqn_learn_{num_envs}env_update_floor"] = updates * SETTINGS["update_every"] * 4 / seconds
+    return updates * SETTINGS["update_every"] * 4 / seconds

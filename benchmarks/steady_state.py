@@ -23,3 +23,31 @@ def steady_fps(run_folder: str | Path, from_frame: int, games: int = 1) -> float
         raise ValueError(f"{run_folder}: no progress interval starts at or after frame {from_frame}")
     all_frames = sum(f * games for f, _ in timed)
     return all_frames / sum(f * games / fps for f, fps in timed)
+
+
+def pool_alone_fps(games, envs_per_game: int, num_threads: int, steps: int, seed: int = 0) -> float:
+    """A collect phase's ceiling: frames/s of the same envs and threads stepping random legal actions
+    (drawn before the clock starts), after an untimed reset. Small VMs drift by tens of percent over
+    seconds, so the trainer benchmarks take one of these just before and one just after the run they
+    compare (paired_ceiling)."""
+    import time
+
+    import numpy as np
+
+    from actormimic_fast import MultiGameEnvPool
+    from actormimic_fast.run.acting import random_legal_actions
+
+    with MultiGameEnvPool(list(games), envs_per_game=envs_per_game, num_threads=num_threads, seed=seed) as pool:
+        rng = np.random.default_rng(seed)
+        actions = np.stack([random_legal_actions(rng, pool.env_action_masks) for _ in range(steps)])
+        pool.reset()
+        start = time.perf_counter()
+        for t in range(steps):
+            pool.step(actions[t])
+        seconds = time.perf_counter() - start
+    return steps * pool.num_envs * 4 / seconds
+
+
+def paired_ceiling(before: float, after: float) -> float:
+    """The ceiling a run is compared with: the geometric mean of readings just before and just after it."""
+    return (before * after) ** 0.5
