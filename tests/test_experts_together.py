@@ -62,6 +62,7 @@ def test_games_trained_together_are_the_games_trained_alone(tmp_path):
                     elif column not in TIMING_COLUMNS:
                         assert row_a[column] == row_b[column], (game, table, column)
         assert together[game]["updates"] == alone["updates"] and together[game]["frames"] == alone["frames"]
+        assert together[game]["last_test"] == alone["last_test"] and alone["last_test"]["epoch"] >= 1, game
         assert read_run_info(tmp_path / "alone" / game) == read_run_info(tmp_path / "together" / game)
 
 

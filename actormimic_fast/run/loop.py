@@ -205,11 +205,22 @@ class RunLoop:
         summaries = []
         for o, output in enumerate(self.outputs):
             returns = self.output_returns[o]
-            summaries.append({**self.public_counters(o), "last_test": last_test,
+            summaries.append({**self.public_counters(o), "last_test": self._output_test(last_test, output),
                               "checkpoint": str(output.folder / CHECKPOINT_NAME),
                               "recent_return": float(np.mean(returns)) if returns else math.nan,
                               **algo.summary(self.last_metrics, o)})
         return summaries
+
+    def _output_test(self, last_test: dict, output: RunOutput) -> dict:
+        """A folder's share of the last test epoch: with several folders (experts trained together) each
+        gets its own game's row, in the shape a one-game run reports."""
+        if len(self.outputs) == 1 or "games" not in last_test:
+            return last_test
+        names = [self.pool.games[g] for g in output.games]
+        games = {name: last_test["games"][name] for name in names if name in last_test["games"]}
+        if len(names) == 1 and games:
+            return {"epoch": last_test["epoch"], **games[names[0]]}
+        return {"epoch": last_test["epoch"], "games": games}
 
     def _play(self) -> dict:
         run, algo, pool, replay, schedule, counters, learner = (self.run_ctx, self.algo, self.pool, self.replay,
