@@ -4,8 +4,8 @@ PyTorch + gymnasium loop, same run.
     python -m pytest benchmarks/bench_distill.py --benchmark-only --benchmark-columns=min,median,rounds
 
 Both distil 8 experts (untrained Nature DQNs saved as expert checkpoints; the cost does not depend on their
-weights) into one Nature AMN on the paper's 8-game mix, one env per game stepped in lockstep, for
-ACTORMIMIC_BENCH_DISTILL_FRAMES emulator frames per game (default 2,400), with the paper's settings:
+weights) into one Nature AMN on the paper's 8-game mix, one env per game, for
+ACTORMIMIC_BENCH_DISTILL_FRAMES emulator frames per game (default 2,400), in both modes, with the paper's settings:
 the AMN acts (epsilon 0.1 over legal actions), 8 rows per game per update, one update per 4 steps,
 Adam lr 2.5e-4, tau 1. Two phases: "collect" (learning never starts: env stepping, acting, replay
 writes; its ceiling: the pool alone stepping the same envs with random legal actions) and "learn" (updates
@@ -47,13 +47,15 @@ SETTINGS = dict(replay_capacity=5_000, per_game=8, update_every=4, epsilon=0.1, 
 
 LOG_EVERY = FRAMES // 6
 TIMED_FROM = {"collect": LOG_EVERY, "learn": LEARNING_STARTS["learn"] * 4 + LOG_EVERY}
-for _phase in LEARNING_STARTS:
-    register_ratio(f"distill {_phase} (8 games): this trainer / plain loop", f"distill_{_phase}_trainer",
-                   f"distill_{_phase}_reference", 3.0)
-register_ratio("distill collect (8 games): this trainer / pool alone", "distill_collect_trainer",
-               "distill_collect_pool_alone", 0.9)
-register_ratio("distill learn (8 games): this trainer / update floor", "distill_learn_trainer",
-               "distill_learn_update_floor", 0.9)
+MODES = {"lockstep": True, "overlapped": False}
+for _mode in MODES:
+    for _phase in LEARNING_STARTS:
+        register_ratio(f"distill {_phase} (8 games), {_mode} / plain loop", f"distill_{_phase}_{_mode}",
+                       f"distill_{_phase}_reference", 3.0)
+    register_ratio(f"distill collect (8 games), {_mode} / pool alone", f"distill_collect_{_mode}",
+                   "distill_collect_pool_alone", 0.9)
+    register_ratio(f"distill learn (8 games), {_mode} / update floor", f"distill_learn_{_mode}",
+                   "distill_learn_update_floor", 0.9)
 
 
 @pytest.fixture(scope="module")
@@ -82,9 +84,10 @@ def reference_updates(steps: int, learning_starts: int) -> int:
     return steps // every - (learning_starts - 1) // every if steps >= learning_starts else 0
 
 
+@pytest.mark.parametrize("mode", list(MODES))
 @pytest.mark.parametrize("phase", list(LEARNING_STARTS))
-def test_trainer(benchmark, rates, tmp_path, expert_paths, phase):
-    cfg = DistillConfig(experts=",".join(expert_paths), frames_per_game=FRAMES,
+def test_trainer(benchmark, rates, tmp_path, expert_paths, phase, mode):
+    cfg = DistillConfig(experts=",".join(expert_paths), frames_per_game=FRAMES, lockstep=MODES[mode],
                         learning_starts=LEARNING_STARTS[phase], test_epoch_frames=0, checkpoint_every=10 ** 9,
                         log_every=LOG_EVERY, progress=False, tensorboard=False, device=DEVICE,
                         out=str(tmp_path / "amn"), **SETTINGS)
@@ -92,7 +95,7 @@ def test_trainer(benchmark, rates, tmp_path, expert_paths, phase):
     steps = FRAMES // 4
     assert result["frames"] == FRAMES and result["steps"] == steps
     assert result["updates"] == trainer_updates(steps, LEARNING_STARTS[phase])
-    rates[f"distill_{phase}_trainer"] = steady_fps(tmp_path / "amn", TIMED_FROM[phase], games=len(GAMES))
+    rates[f"distill_{phase}_{mode}"] = steady_fps(tmp_path / "amn", TIMED_FROM[phase], games=len(GAMES))
 
 
 def test_pool_alone(benchmark, rates):
