@@ -37,7 +37,7 @@ from actormimic_fast.reference.distill_reference import distill_reference
 from actormimic_fast.run.acting import random_legal_actions
 
 from conftest import register_ratio
-from steady_state import steady_fps
+from steady_state import pool_alone_fps, steady_fps
 
 FRAMES = int(os.environ.get("ACTORMIMIC_BENCH_DISTILL_FRAMES", 2_400))
 DEVICE = os.environ.get("ACTORMIMIC_BENCH_DEVICE", "cpu")
@@ -100,18 +100,10 @@ def test_trainer(benchmark, rates, tmp_path, expert_paths, phase, mode):
 
 def test_pool_alone(benchmark, rates):
     """The collect phase's ceiling: the same 8 envs and threads stepping random legal actions."""
-    steps = FRAMES // 4
-    with MultiGameEnvPool(GAMES, envs_per_game=1, num_threads=min(len(GAMES), os.cpu_count() or 1) + 1) as pool:
-        rng = np.random.default_rng(0)
-        actions = np.stack([random_legal_actions(rng, pool.env_action_masks) for _ in range(steps)])
-        pool.reset()                                   # not timed: a run resets once
-
-        def play():
-            for t in range(steps):
-                pool.step(actions[t])
-
-        benchmark.pedantic(play, rounds=3, iterations=1)
-    rates["distill_collect_pool_alone"] = steps * 4 * len(GAMES) / benchmark.stats.stats.median
+    threads = min(len(GAMES), os.cpu_count() or 1) + 1
+    readings = []
+    benchmark.pedantic(lambda: readings.append(pool_alone_fps(GAMES, 1, threads, FRAMES // 4)), rounds=3, iterations=1)
+    rates["distill_collect_pool_alone"] = float(np.median(readings))
 
 
 def test_update_floor(benchmark, rates, tmp_path, expert_paths):

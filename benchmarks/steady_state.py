@@ -7,9 +7,14 @@ warm-up of learning are in the rows before). Shared by the trainer benchmarks.
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
+import numpy as np
+
+from actormimic_fast import MultiGameEnvPool
 from actormimic_fast.files.run_logs import read_csv
+from actormimic_fast.run.acting import random_legal_actions
 
 
 def steady_fps(run_folder: str | Path, from_frame: int, games: int = 1) -> float:
@@ -30,13 +35,6 @@ def pool_alone_fps(games, envs_per_game: int, num_threads: int, steps: int, seed
     (drawn before the clock starts), after an untimed reset. Small VMs drift by tens of percent over
     seconds, so the trainer benchmarks take one of these just before and one just after the run they
     compare (paired_ceiling)."""
-    import time
-
-    import numpy as np
-
-    from actormimic_fast import MultiGameEnvPool
-    from actormimic_fast.run.acting import random_legal_actions
-
     with MultiGameEnvPool(list(games), envs_per_game=envs_per_game, num_threads=num_threads, seed=seed) as pool:
         rng = np.random.default_rng(seed)
         actions = np.stack([random_legal_actions(rng, pool.env_action_masks) for _ in range(steps)])
