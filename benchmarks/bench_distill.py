@@ -35,6 +35,7 @@ from actormimic_fast.models.networks import build_network
 from actormimic_fast.reference.distill_reference import distill_reference
 
 from actormimic_fast.run.acting import random_legal_actions
+from actormimic_fast.run.context import default_torch_threads
 
 from conftest import register_ratio
 from steady_state import pool_alone_fps, steady_fps
@@ -55,7 +56,7 @@ for _mode in MODES:
     register_ratio(f"distill collect (8 games), {_mode} / pool alone", f"distill_collect_{_mode}",
                    "distill_collect_pool_alone", 0.9)
     register_ratio(f"distill learn (8 games), {_mode} / update floor", f"distill_learn_{_mode}",
-                   "distill_learn_update_floor", 0.9)
+                   f"distill_learn_update_floor_{_mode}", 0.9)
 
 
 @pytest.fixture(scope="module")
@@ -106,7 +107,8 @@ def test_pool_alone(benchmark, rates):
     rates["distill_collect_pool_alone"] = float(np.median(readings))
 
 
-def test_update_floor(benchmark, rates, tmp_path, expert_paths):
+@pytest.mark.parametrize("mode", list(MODES))
+def test_update_floor(benchmark, rates, tmp_path, expert_paths, mode):
     """The learn phase's ceiling: the trainer's own update alone (teachers' pass, AMN forward and backward,
     Adam) on a filled replay, with the trainer's torch threads; one update per 4 steps of the 8 games."""
     cfg = DistillConfig(experts=",".join(expert_paths), device=DEVICE, **SETTINGS)
@@ -124,8 +126,9 @@ def test_update_floor(benchmark, rates, tmp_path, expert_paths):
     batch = algo.sample(replay, replay.empty_batch(algo.batch_rows))
     updates = 40
     threads = torch.get_num_threads()
-    if DEVICE == "cpu":
-        torch.set_num_threads(max(1, (os.cpu_count() or 1) - min(len(GAMES), os.cpu_count() or 1)))
+    if DEVICE == "cpu":                                  # the threads the trainer gives torch in this mode
+        cores = os.cpu_count() or 1
+        torch.set_num_threads(default_torch_threads(MODES[mode], cores, min(len(GAMES), cores)))
     try:
         algo.update(batch)                               # warm-up (allocator, oneDNN)
 
@@ -139,7 +142,7 @@ def test_update_floor(benchmark, rates, tmp_path, expert_paths):
     finally:
         torch.set_num_threads(threads)
     frames_per_update = SETTINGS["update_every"] * 4 * len(GAMES)      # 4 steps of every game's env
-    rates["distill_learn_update_floor"] = updates * frames_per_update / benchmark.stats.stats.median
+    rates[f"distill_learn_update_floor_{mode}"] = updates * frames_per_update / benchmark.stats.stats.median
 
 
 @pytest.mark.parametrize("phase", list(LEARNING_STARTS))

@@ -29,6 +29,7 @@ import pytest
 import torch
 
 from actormimic_fast.agents.dqn import DQNConfig, train_expert
+from actormimic_fast.run.context import default_torch_threads
 from actormimic_fast.reference.cleanrl_dqn import time_updates_only, train_cleanrl_dqn
 
 from conftest import register_ratio, register_spread
@@ -79,7 +80,7 @@ def test_trainer(benchmark, rates, tmp_path, phase, mode, num_envs):
                     log_every=LOG_EVERY, progress=False, tensorboard=False, device=DEVICE, lockstep=MODES[mode],
                     out=str(tmp_path / "run"), **SETTINGS, **settings)
     ceiling = ((lambda: pool_alone_fps(["pong"], num_envs, env_threads(num_envs) + 1, FRAMES // 4 // num_envs))
-               if phase == "collect" else (lambda: update_floor_fps(num_envs)))
+               if phase == "collect" else (lambda: update_floor_fps(num_envs, MODES[mode])))
     fps, ratios = [], []
 
     def one_round():
@@ -109,13 +110,13 @@ def test_cleanrl_reference(benchmark, rates, phase, num_envs):
     rates[f"dqn_{phase}_{num_envs}env_cleanrl"] = result["steady_fps"]
 
 
-def update_floor_fps(num_envs: int, updates: int = 100) -> float:
+def update_floor_fps(num_envs: int, lockstep: bool, updates: int = 100) -> float:
     """The learn phase's ceiling: the updates alone (no envs, no replay) with the torch threads the trainer
-    leaves itself, as frames/s at the faithful ratio (one update per 16 frames). Taken just before and just
-    after each learn run, like the pool alone for the collect phase."""
+    gives itself in that mode, as frames/s at the faithful ratio (one update per 16 frames). Taken just
+    before and just after each learn run, like the pool alone for the collect phase."""
     threads = torch.get_num_threads()
     if DEVICE == "cpu":
-        torch.set_num_threads(max(1, (os.cpu_count() or 1) - env_threads(num_envs)))   # what the trainer leaves torch
+        torch.set_num_threads(default_torch_threads(lockstep, os.cpu_count() or 1, env_threads(num_envs)))
     try:
         seconds = time_updates_only(updates, device=DEVICE)
     finally:

@@ -1,12 +1,14 @@
-"""Networks have the paper's shapes; the optimisers follow their update rules (hand-computed values)."""
+"""Networks have the paper's shapes; the optimisers follow their update rules (hand-computed values);
+several networks side by side train as each would alone."""
 
+import copy
 import math
 
 import pytest
 import torch
 
-from actormimic_fast.models.networks import build_network
-from actormimic_fast.models.optimizers import AuthorsAdam, DeepMindRMSprop
+from actormimic_fast.models.networks import SeparateNetworks, StackedNetworks, build_network
+from actormimic_fast.models.optimizers import AuthorsAdam, DeepMindRMSprop, make_optimizer
 
 
 @pytest.mark.parametrize("architecture,feature_dim", [("nature", 512), ("large", 1024)])
@@ -63,3 +65,58 @@ def test_authors_adam_two_steps_by_hand():
 def test_optimiser_arguments(make, kwargs, match):
     with pytest.raises(ValueError, match=match):
         make([torch.nn.Parameter(torch.zeros(1))], **kwargs)
+
+
+@pytest.mark.parametrize("container", [StackedNetworks, SeparateNetworks])
+@pytest.mark.parametrize("optimizer", ["rmsprop", "adam"])
+def test_networks_side_by_side_train_as_each_network_alone(container, optimizer):
+    """Both multi-network containers (StackedNetworks: the CUDA path of experts trained together;
+    SeparateNetworks: the CPU path): outputs padded to the largest head, each network's gradient step
+    equal to its own step alone, and each network's optimiser state cut out and joined again."""
+    sizes = (3, 6, 18)
+    alone = []
+    for size in sizes:
+        torch.manual_seed(size)
+        alone.append(build_network("nature", size))
+    joint = container([copy.deepcopy(n) for n in alone])
+    obs = torch.randint(0, 256, (len(sizes), 5, 4, 84, 84), dtype=torch.uint8)
+    actions = [torch.randint(0, size, (5,)) for size in sizes]
+
+    def loss_of(q_k, k):                       # any loss of the network's real outputs
+        return q_k[:, : sizes[k]].gather(1, actions[k].unsqueeze(1)).square().sum() + q_k[:, : sizes[k]].mean()
+
+    opts_alone = [make_optimizer(optimizer, n.parameters(), lr=1e-3) for n in alone]
+    opt_joint = make_optimizer(optimizer, joint.parameters(), lr=1e-3)
+    for _ in range(2):
+        q = joint(obs)
+        assert q.shape == (len(sizes), 5, max(sizes))
+        opt_joint.zero_grad()
+        sum(loss_of(q[k], k) for k in range(len(sizes))).backward()
+        opt_joint.step()
+        for k, (network, opt) in enumerate(zip(alone, opts_alone)):
+            q_k = network(obs[k])
+            torch.testing.assert_close(q[k, :, : sizes[k]], q_k, rtol=1e-5, atol=1e-6)
+            assert not q[k, :, sizes[k]:].any()                    # padding: zeros
+            opt.zero_grad()
+            loss_of(q_k, k).backward()
+            opt.step()
+    state = opt_joint.state_dict()
+    shares = [joint.network_optimizer_state(state, k, size) for k, size in enumerate(sizes)]
+    for k, (network, opt) in enumerate(zip(alone, opts_alone)):
+        for name, value in joint.network_state(k, sizes[k]).items():
+            torch.testing.assert_close(value, network.state_dict()[name], rtol=1e-5, atol=1e-6)
+        plain = opt.state_dict()
+        assert shares[k]["param_groups"] == plain["param_groups"]
+        for i, values in plain["state"].items():
+            for key, value in values.items():
+                torch.testing.assert_close(shares[k]["state"][i][key], value, rtol=1e-5, atol=1e-6)
+    rejoined = joint.joint_optimizer_state(shares)
+    assert rejoined["param_groups"] == state["param_groups"]
+    for i, values in state["state"].items():
+        for key, value in values.items():
+            torch.testing.assert_close(rejoined["state"][i][key], value)
+    opt_joint.load_state_dict(rejoined)                            # loads back into the joint optimiser
+    fresh = container([build_network("nature", size) for size in sizes])
+    for k, network in enumerate(alone):
+        fresh.load_network_state(k, network.state_dict())
+    torch.testing.assert_close(fresh(obs), joint(obs))

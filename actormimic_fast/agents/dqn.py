@@ -28,7 +28,7 @@ import torch.nn.functional as F
 from ..files.checkpoint import CHECKPOINT_NAME, RESUME_KEYS, load_checkpoint, meta_value, restore
 from ..play.evaluation import evaluate
 from ..native.games import canonical_name
-from ..models.networks import ARCHITECTURES, StackedNetworks, build_network, unpadded
+from ..models.networks import ARCHITECTURES, SeparateNetworks, StackedNetworks, build_network
 from ..models.optimizers import make_optimizer
 from ..native.replay import TransitionBatch
 from ..run.acting import epsilon_at, epsilon_greedy, masked_argmax
@@ -178,9 +178,10 @@ class QLearning:
 class ExpertDQN(QLearning):
     """One expert DQN per game, each over its game's legal actions, epsilon-greedy.
 
-    Several games train together as they would alone, in one computation: their networks' parameters are
-    stacked (networks.StackedNetworks: one forward, backward and optimiser step for all; heads padded to
-    the largest action set and the padding masked out of acting and of the bootstrap), each keeps its own
+    Several games train together as they would alone, in one computation: one forward, backward and
+    optimiser step for all their networks (on CUDA networks.StackedNetworks, parameters stacked and vmapped;
+    on the CPU networks.SeparateNetworks, each network's own tensors and kernels; outputs padded to the
+    largest action set and the padding masked out of acting and of the bootstrap), each keeps its own
     exploration stream, replay (run/per_game_replays.py), loss, target network and run folder. One game
     uses its plain network.
     """
@@ -199,11 +200,13 @@ class ExpertDQN(QLearning):
             networks.append(network)
         if len(games) == 1:
             online = networks[0]
+        elif device.type == "cuda":
+            online = StackedNetworks(networks)      # one vmapped call, grouped convolutions in one captured graph
+            online.vectorized = True
         else:
-            online = StackedNetworks(networks)
-            # CPU: each expert's own kernels (faster there, and the run equals the experts trained alone);
-            # CUDA: one vmapped call, grouped convolutions in one captured graph
-            online.vectorized = device.type == "cuda"
+            # CPU: each expert's own kernels on its own tensors (the run equals the experts trained alone,
+            # and no stacked gradients to copy)
+            online = SeparateNetworks(networks)
         super().__init__(cfg, online, device)
         self.games, self.legal_actions = games, [np.asarray(legal) for legal in legal_actions]
         self.groups, self.envs_per_game = len(games), envs_per_game
@@ -306,7 +309,7 @@ class ExpertDQN(QLearning):
         else:
             actions = len(self.legal_actions[g])
             state = {"online": self.online.network_state(g, actions), "target": self.target.network_state(g, actions),
-                     "optimizer": unstack_optimizer_state(self.optimizer.state_dict(), self.online, g, actions)}
+                     "optimizer": self.online.network_optimizer_state(self.optimizer.state_dict(), g, actions)}
         return {**state, "rng": rng_state(self.rngs[g]), "config": cfg.to_dict()}, meta
 
     def load_checkpoints(self, payloads: list[dict], paths: list[Path]) -> None:
@@ -316,54 +319,23 @@ class ExpertDQN(QLearning):
                 restore(target, payloads[0][key], paths[0], key)
         else:
             for g, (payload, path) in enumerate(zip(payloads, paths)):
-                for key, stacked in (("online", self.online), ("target", self.target)):
-                    restore(_Slot(stacked, g), payload[key], path, key)
-            restore(self.optimizer, stack_optimizer_states([p["optimizer"] for p in payloads], self.online),
+                for key, networks in (("online", self.online), ("target", self.target)):
+                    restore(_Slot(networks, g), payload[key], path, key)
+            restore(self.optimizer, self.online.joint_optimizer_state([p["optimizer"] for p in payloads]),
                     ", ".join(map(str, paths)), "optimizer")
         for rng, payload in zip(self.rngs, payloads):
             restore_rng(rng, payload["rng"])
 
 
 class _Slot:
-    """Network k of a StackedNetworks, as something with load_state_dict (for checkpoint.restore)."""
+    """Network k of a StackedNetworks / SeparateNetworks, as something with load_state_dict (for
+    checkpoint.restore)."""
 
-    def __init__(self, stacked: StackedNetworks, k: int):
-        self.stacked, self.k = stacked, k
+    def __init__(self, networks: StackedNetworks | SeparateNetworks, k: int):
+        self.networks, self.k = networks, k
 
     def load_state_dict(self, state: dict) -> None:
-        self.stacked.load_network_state(self.k, state)
-
-
-def unstack_optimizer_state(state: dict, stacked: StackedNetworks, k: int, num_actions: int) -> dict:
-    """Network k's optimiser state as an optimiser of its plain network holds it (padding removed)."""
-    per_param = {}
-    for i, values in state["state"].items():
-        name, param = stacked.names[i], stacked.stacked[i]
-        per_param[i] = {key: (unpadded(name, v[k], num_actions).clone() if _param_shaped(v, param) else v)
-                        for key, v in values.items()}
-    return {"state": per_param, "param_groups": state["param_groups"]}
-
-
-def stack_optimizer_states(states: list[dict], stacked: StackedNetworks) -> dict:
-    """The inverse of unstack_optimizer_state for every network: one state for the stacked parameters."""
-    per_param = {}
-    for i in states[0]["state"]:
-        param = stacked.stacked[i]
-        per_param[i] = {}
-        for key, first in states[0]["state"][i].items():
-            if first.dim() == 0 or first.dim() != param.dim() - 1:    # a scalar (Adam's step): the same for all
-                per_param[i][key] = first
-                continue
-            padded = torch.zeros(param.shape, dtype=first.dtype)
-            for k, state in enumerate(states):
-                value = state["state"][i][key]
-                padded[k][: value.shape[0]] = value
-            per_param[i][key] = padded
-    return {"state": per_param, "param_groups": states[0]["param_groups"]}
-
-
-def _param_shaped(value: torch.Tensor, param: torch.Tensor) -> bool:
-    return value.dim() == param.dim() and value.shape[0] == param.shape[0]
+        self.networks.load_network_state(self.k, state)
 
 
 def expert_meta(cfg: DQNConfig, legal_actions) -> dict:

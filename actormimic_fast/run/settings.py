@@ -228,8 +228,8 @@ class ComputeSettings(Settings):
     amp: bool = _f(False, "bfloat16 autocast for the forward passes (meant for GPUs)")
     cuda_graphs: bool = _f(True, "on CUDA, capture the update (forward, loss, backward, optimiser step) in a CUDA "
                                  "graph and replay it (eager when the algorithm's update needs the host)")
-    torch_threads: int = _f(0, "torch intra-op threads on CPU (0: the cores the pool's threads leave free, at "
-                               "least 1)", low=0)
+    torch_threads: int = _f(0, "torch intra-op threads on CPU (0: every core in lockstep, where the pool sleeps while "
+                               "torch runs; overlapped: the cores the pool's threads leave free, at least 1)", low=0)
 
 
 @dataclass
