@@ -8,9 +8,10 @@ weights) into one Nature AMN on the paper's 8-game mix, one env per game, for
 ACTORMIMIC_BENCH_DISTILL_FRAMES emulator frames per game (default 2,400), in both modes, with the paper's settings:
 the AMN acts (epsilon 0.1 over legal actions), 8 rows per game per update, one update per 4 steps,
 Adam lr 2.5e-4, tau 1. Two phases: "collect" (learning never starts: env stepping, acting, replay
-writes; its ceiling: the pool alone stepping the same envs with random legal actions) and "learn" (updates
-from step 100 on; its ceiling: the updates alone, "update floor"). The reference is
-actormimic_fast/reference/distill_reference.py (AsyncVectorEnv of gymnasium's Atari wrappers, numpy replay,
+writes; its ceiling: the pool alone stepping the same envs and threads with random legal actions) and
+"learn" (updates from step 100 on; its ceiling: the updates alone with the trainer's torch threads, "update
+floor"). Each trainer run sits between two readings of its ceiling and is compared with their geometric
+mean. The reference is actormimic_fast/reference/distill_reference.py (AsyncVectorEnv of gymnasium's Atari wrappers, numpy replay,
 one expert pass per game, eager loss). Rates are emulator frames/s summed over the 8 games, in the steady
 state: the trainer's own progress rows after the first interval (learn: after learning started), the plain
 loop's wall time (it has no reset-free clock; its reset is a few percent of a run), the pool after its reset.
@@ -19,6 +20,7 @@ loop's wall time (it has no reset-free clock; its reset is a few percent of a ru
 from __future__ import annotations
 
 import os
+import time
 from types import SimpleNamespace
 
 import numpy as np
@@ -35,10 +37,10 @@ from actormimic_fast.models.networks import build_network
 from actormimic_fast.reference.distill_reference import distill_reference
 
 from actormimic_fast.run.acting import random_legal_actions
-from actormimic_fast.run.context import default_torch_threads
+from actormimic_fast.run.context import default_env_threads, default_torch_threads
 
 from conftest import register_ratio
-from steady_state import pool_alone_fps, steady_fps
+from steady_state import paired_ceiling, pool_alone_fps, steady_fps
 
 FRAMES = int(os.environ.get("ACTORMIMIC_BENCH_DISTILL_FRAMES", 2_400))
 DEVICE = os.environ.get("ACTORMIMIC_BENCH_DEVICE", "cpu")
@@ -54,9 +56,9 @@ for _mode in MODES:
         register_ratio(f"distill {_phase} (8 games), {_mode} / plain loop", f"distill_{_phase}_{_mode}",
                        f"distill_{_phase}_reference", 3.0)
     register_ratio(f"distill collect (8 games), {_mode} / pool alone", f"distill_collect_{_mode}",
-                   "distill_collect_pool_alone", 0.9)
+                   f"distill_collect_{_mode}_ceiling", 0.9)
     register_ratio(f"distill learn (8 games), {_mode} / update floor", f"distill_learn_{_mode}",
-                   f"distill_learn_update_floor_{_mode}", 0.9)
+                   f"distill_learn_{_mode}_ceiling", 0.9)
 
 
 @pytest.fixture(scope="module")
@@ -88,29 +90,38 @@ def reference_updates(steps: int, learning_starts: int) -> int:
 @pytest.mark.parametrize("mode", list(MODES))
 @pytest.mark.parametrize("phase", list(LEARNING_STARTS))
 def test_trainer(benchmark, rates, tmp_path, expert_paths, phase, mode):
+    """One trainer run between two readings of its phase's ceiling (this VM drifts by tens of percent
+    within a minute), compared with their geometric mean."""
     cfg = DistillConfig(experts=",".join(expert_paths), frames_per_game=FRAMES, lockstep=MODES[mode],
                         learning_starts=LEARNING_STARTS[phase], test_epoch_frames=0, checkpoint_every=10 ** 9,
                         log_every=LOG_EVERY, progress=False, tensorboard=False, device=DEVICE,
                         out=str(tmp_path / "amn"), **SETTINGS)
-    result = benchmark.pedantic(lambda: distill(cfg), rounds=1, iterations=1)
+    env_threads = default_env_threads(MODES[mode], torch.device(DEVICE), os.cpu_count() or 1, len(GAMES))
+    if phase == "collect":      # the same 8 envs and threads stepping random legal actions
+        ceiling = lambda: pool_alone_fps(GAMES, 1, env_threads + 1, FRAMES // 4)       # noqa: E731
+    else:
+        ceiling = lambda: update_floor_fps(expert_paths, tmp_path, MODES[mode], env_threads)  # noqa: E731
+    readings = []
+
+    def one_round():
+        readings.append(ceiling())
+        result = distill(cfg)
+        readings.append(ceiling())
+        return result
+
+    result = benchmark.pedantic(one_round, rounds=1, iterations=1)
     steps = FRAMES // 4
     assert result["frames"] == FRAMES and result["steps"] == steps
     assert result["updates"] == trainer_updates(steps, LEARNING_STARTS[phase])
-    rates[f"distill_{phase}_{mode}"] = steady_fps(tmp_path / "amn", TIMED_FROM[phase], games=len(GAMES))
+    key = f"distill_{phase}_{mode}"
+    rates[key] = steady_fps(tmp_path / "amn", TIMED_FROM[phase], games=len(GAMES))
+    rates[f"{key}_ceiling"] = paired_ceiling(*readings)
 
 
-def test_pool_alone(benchmark, rates):
-    """The collect phase's ceiling: the same 8 envs and threads stepping random legal actions."""
-    threads = min(len(GAMES), os.cpu_count() or 1) + 1
-    readings = []
-    benchmark.pedantic(lambda: readings.append(pool_alone_fps(GAMES, 1, threads, FRAMES // 4)), rounds=3, iterations=1)
-    rates["distill_collect_pool_alone"] = float(np.median(readings))
-
-
-@pytest.mark.parametrize("mode", list(MODES))
-def test_update_floor(benchmark, rates, tmp_path, expert_paths, mode):
+def update_floor_fps(expert_paths: list[str], tmp_path, lockstep: bool, env_threads: int, updates: int = 40) -> float:
     """The learn phase's ceiling: the trainer's own update alone (teachers' pass, AMN forward and backward,
-    Adam) on a filled replay, with the trainer's torch threads; one update per 4 steps of the 8 games."""
+    Adam) on a filled replay, with the torch threads the trainer gives itself in this mode; frames/s at one
+    update per 4 steps of the 8 games."""
     cfg = DistillConfig(experts=",".join(expert_paths), device=DEVICE, **SETTINGS)
     with MultiGameEnvPool(GAMES, envs_per_game=1, seed=0) as pool:
         replay = ReplayMemory.for_pool(pool, 1_000)
@@ -124,25 +135,21 @@ def test_update_floor(benchmark, rates, tmp_path, expert_paths, mode):
         algo = ActorMimic(cfg, load_experts(cfg.expert_paths), [pool.legal_actions(g) for g in range(8)],
                           pool.game_ids.astype(np.int64), run, replay)
     batch = algo.sample(replay, replay.empty_batch(algo.batch_rows))
-    updates = 40
     threads = torch.get_num_threads()
-    if DEVICE == "cpu":                                  # the threads the trainer gives torch in this mode
-        cores = os.cpu_count() or 1
-        torch.set_num_threads(default_torch_threads(MODES[mode], cores, min(len(GAMES), cores)))
+    if DEVICE == "cpu":
+        torch.set_num_threads(default_torch_threads(lockstep, os.cpu_count() or 1, env_threads))
     try:
         algo.update(batch)                               # warm-up (allocator, oneDNN)
-
-        def updates_only():
-            for _ in range(updates):
-                algo.update(batch)
-            if DEVICE != "cpu":
-                torch.cuda.synchronize()
-
-        benchmark.pedantic(updates_only, rounds=1, iterations=1)
+        start = time.perf_counter()
+        for _ in range(updates):
+            algo.update(batch)
+        if DEVICE != "cpu":
+            torch.cuda.synchronize()
+        seconds = time.perf_counter() - start
     finally:
         torch.set_num_threads(threads)
     frames_per_update = SETTINGS["update_every"] * 4 * len(GAMES)      # 4 steps of every game's env
-    rates[f"distill_learn_update_floor_{mode}"] = updates * frames_per_update / benchmark.stats.stats.median
+    return updates * frames_per_update / seconds
 
 
 @pytest.mark.parametrize("phase", list(LEARNING_STARTS))
