@@ -96,7 +96,7 @@ def test_trainer(benchmark, rates, tmp_path, expert_paths, phase, mode):
                         learning_starts=LEARNING_STARTS[phase], test_epoch_frames=0, checkpoint_every=10 ** 9,
                         log_every=LOG_EVERY, progress=False, tensorboard=False, device=DEVICE,
                         out=str(tmp_path / "amn"), **SETTINGS)
-    env_threads = default_env_threads(MODES[mode], torch.device(DEVICE), os.cpu_count() or 1, len(GAMES))
+    env_threads = default_env_threads(len(GAMES), os.cpu_count() or 1)
     if phase == "collect":      # the same 8 envs and threads stepping random legal actions
         ceiling = lambda: pool_alone_fps(GAMES, 1, env_threads + 1, FRAMES // 4)       # noqa: E731
     else:

@@ -66,9 +66,9 @@ def expected_updates(learning_starts: int, num_envs: int) -> int:
     return ((steps - first) // num_envs + 1) * num_envs // 4
 
 
-def env_threads(num_envs: int, lockstep: bool) -> int:
-    """The pool worker threads the trainer starts in this mode."""
-    return default_env_threads(lockstep, torch.device(DEVICE), os.cpu_count() or 1, num_envs)
+def env_threads(num_envs: int) -> int:
+    """The pool worker threads the trainer starts."""
+    return default_env_threads(num_envs, os.cpu_count() or 1)
 
 
 @pytest.mark.parametrize("num_envs", ENVS)
@@ -80,8 +80,7 @@ def test_trainer(benchmark, rates, tmp_path, phase, mode, num_envs):
     cfg = DQNConfig(game="pong", frames=FRAMES, num_envs=num_envs, test_epoch_frames=0, checkpoint_every=10 ** 9,
                     log_every=LOG_EVERY, progress=False, tensorboard=False, device=DEVICE, lockstep=MODES[mode],
                     out=str(tmp_path / "run"), **SETTINGS, **settings)
-    ceiling = ((lambda: pool_alone_fps(["pong"], num_envs, env_threads(num_envs, MODES[mode]) + 1,
-                                                FRAMES // 4 // num_envs))
+    ceiling = ((lambda: pool_alone_fps(["pong"], num_envs, env_threads(num_envs) + 1, FRAMES // 4 // num_envs))
                if phase == "collect" else (lambda: update_floor_fps(num_envs, MODES[mode])))
     fps, ratios = [], []
 
@@ -118,7 +117,7 @@ def update_floor_fps(num_envs: int, lockstep: bool, updates: int = 100) -> float
     before and just after each learn run, like the pool alone for the collect phase."""
     threads = torch.get_num_threads()
     if DEVICE == "cpu":
-        torch.set_num_threads(default_torch_threads(lockstep, os.cpu_count() or 1, env_threads(num_envs, lockstep)))
+        torch.set_num_threads(default_torch_threads(lockstep, os.cpu_count() or 1, env_threads(num_envs)))
     try:
         seconds = time_updates_only(updates, device=DEVICE)
     finally:

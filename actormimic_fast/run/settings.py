@@ -176,8 +176,7 @@ _f = setting
 class EnvSettings(Settings):
     """How the pool plays each env (shared by every trainer)."""
 
-    env_threads: int = _f(0, "pool worker threads (0: one per env, at most the CPU count; overlapped on a CPU, "
-                             "at most the CPU count - 1)", low=0)
+    env_threads: int = _f(0, "pool worker threads (0: one per env, at most the CPU count)", low=0)
     frame_skip: int = _f(4, "emulator frames per agent step (max over the last two)", low=1)
     noop_max: int = _f(30, "up to this many random no-op frames at every episode start", low=0)
     max_episode_frames: int = _f(108_000, "episode cap in emulator frames (30 minutes)", count=True, low=0)
