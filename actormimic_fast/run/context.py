@@ -152,8 +152,9 @@ def default_env_threads(num_envs: int, cores: int) -> int:
 def default_torch_threads(lockstep: bool | None, cores: int, env_threads: int) -> int:
     """Torch's intra-op threads on a CPU when --torch-threads is 0.
 
-    Lockstep (the CPU default): every core. The pool's threads sleep while the learner and the acting pass
-    run, so nothing competes with torch (2 cores: the learn phase 1.4-1.5x faster than with 1 thread).
+    Lockstep (the CPU default): every core. The pool's threads sleep during the acting pass and during an
+    update but for its start (the envs of the step that earned it step meanwhile), so torch has the cores
+    to itself (2 cores: the learn phase 1.4-2.0x faster than with 1 thread; measured on 2 cores only).
     Overlapped: the cores the pool's threads leave free (at least 1), because they step envs while the
     learner runs and oversubscribed OpenMP threads spin at barriers (2 torch threads + 1 env thread on 2
     cores ran 20x slower)."""
