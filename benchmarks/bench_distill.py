@@ -11,8 +11,8 @@ Adam lr 2.5e-4, tau 1. Two phases: "collect" (learning never starts: env steppin
 writes; its ceiling: the pool alone stepping the same envs and threads with random legal actions) and
 "learn" (updates from step 100 on; its ceiling: the updates alone with the trainer's torch threads, "update
 floor"). Each trainer run sits between two readings of its ceiling and is compared with their geometric
-mean. The reference is actormimic_fast/reference/distill_reference.py (AsyncVectorEnv of gymnasium's Atari wrappers, numpy replay,
-one expert pass per game, eager loss). Rates are emulator frames/s summed over the 8 games, in the steady
+mean. The reference is actormimic_fast/reference/distill_reference.py (AsyncVectorEnv of gymnasium's
+Atari wrappers, numpy replay, one expert pass per game, eager loss). Rates are emulator frames/s summed over the 8 games, in the steady
 state: the trainer's own progress rows after the first interval (learn: after learning started), the plain
 loop's wall time (it has no reset-free clock; its reset is a few percent of a run), the pool after its reset.
 """
@@ -89,7 +89,7 @@ def reference_updates(steps: int, learning_starts: int) -> int:
 
 @pytest.mark.parametrize("mode", list(MODES))
 @pytest.mark.parametrize("phase", list(LEARNING_STARTS))
-def test_trainer(benchmark, rates, tmp_path, expert_paths, phase, mode):
+def test_trainer(benchmark, rates, tmp_path, expert_paths, floor_update, phase, mode):
     """One trainer run between two readings of its phase's ceiling (this VM drifts by tens of percent
     within a minute), compared with their geometric mean."""
     cfg = DistillConfig(experts=",".join(expert_paths), frames_per_game=FRAMES, lockstep=MODES[mode],
@@ -100,7 +100,7 @@ def test_trainer(benchmark, rates, tmp_path, expert_paths, phase, mode):
     if phase == "collect":      # the same 8 envs and threads stepping random legal actions
         ceiling = lambda: pool_alone_fps(GAMES, 1, env_threads + 1, FRAMES // 4)       # noqa: E731
     else:
-        ceiling = lambda: update_floor_fps(expert_paths, tmp_path, MODES[mode], env_threads)  # noqa: E731
+        ceiling = lambda: update_floor_fps(floor_update, MODES[mode], env_threads)       # noqa: E731
     readings = []
 
     def one_round():
@@ -118,10 +118,9 @@ def test_trainer(benchmark, rates, tmp_path, expert_paths, phase, mode):
     rates[f"{key}_ceiling"] = paired_ceiling(*readings)
 
 
-def update_floor_fps(expert_paths: list[str], tmp_path, lockstep: bool, env_threads: int, updates: int = 40) -> float:
-    """The learn phase's ceiling: the trainer's own update alone (teachers' pass, AMN forward and backward,
-    Adam) on a filled replay, with the torch threads the trainer gives itself in this mode; frames/s at one
-    update per 4 steps of the 8 games."""
+@pytest.fixture(scope="module")
+def floor_update(expert_paths, tmp_path_factory):
+    """The trainer's algorithm on a filled replay and one minibatch of it, built once for every floor reading."""
     cfg = DistillConfig(experts=",".join(expert_paths), device=DEVICE, **SETTINGS)
     with MultiGameEnvPool(GAMES, envs_per_game=1, seed=0) as pool:
         replay = ReplayMemory.for_pool(pool, 1_000)
@@ -131,10 +130,17 @@ def update_floor_fps(expert_paths: list[str], tmp_path, lockstep: bool, env_thre
             actions = random_legal_actions(rng, pool.env_action_masks)
             replay.add_step(pool.step(actions), actions)
         run = SimpleNamespace(device=torch.device(DEVICE), process=ProcessInfo(0, 1, 0), segment=0, lead=True,
-                              out_dir=tmp_path)
+                              out_dir=tmp_path_factory.mktemp("floor"))
         algo = ActorMimic(cfg, load_experts(cfg.expert_paths), [pool.legal_actions(g) for g in range(8)],
                           pool.game_ids.astype(np.int64), run, replay)
-    batch = algo.sample(replay, replay.empty_batch(algo.batch_rows))
+    return algo, algo.sample(replay, replay.empty_batch(algo.batch_rows))
+
+
+def update_floor_fps(floor_update, lockstep: bool, env_threads: int, updates: int = 40) -> float:
+    """The learn phase's ceiling: the trainer's own update alone (teachers' pass, AMN forward and backward,
+    Adam) on a filled replay, with the torch threads the trainer gives itself in this mode; frames/s at one
+    update per 4 steps of the 8 games."""
+    algo, batch = floor_update
     threads = torch.get_num_threads()
     if DEVICE == "cpu":
         torch.set_num_threads(default_torch_threads(lockstep, os.cpu_count() or 1, env_threads))

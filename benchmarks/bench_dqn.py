@@ -9,7 +9,8 @@ update per 4 agent steps, Huber loss, clipped rewards) for ACTORMIMIC_BENCH_DQN_
 - collect: learning never starts, epsilon 1 (env stepping, random acting, replay writes). Its ceiling is
   the pool alone stepping the same envs with random legal actions ("pool alone", same thread count),
   measured just before and just after each trainer run (this VM drifts by tens of percent over seconds)
-  and compared with their geometric mean (median of 5 such rounds). Greedy steps (a forward pass each) are timed in the learn phase.
+  and compared with their geometric mean (median of 5 such rounds). Greedy steps (a forward pass each) are
+  timed in the learn phase.
 - learn: updates from agent step 1,000 on, epsilon held at 0.1 (the steady state of a real run, where 90%
   of actions are greedy and cost a forward pass). Its ceiling is the update floor: the updates alone, no
   envs, no replay, with the trainer's torch thread count (16 frames per update at the faithful ratio),
