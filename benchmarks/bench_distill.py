@@ -14,7 +14,8 @@ floor"). Each trainer run sits between two readings of its ceiling and is compar
 mean. The reference is actormimic_fast/reference/distill_reference.py (AsyncVectorEnv of gymnasium's
 Atari wrappers, numpy replay, one expert pass per game, eager loss). Rates are emulator frames/s summed
 over the 8 games, in the steady state: the trainer's own progress rows after the first interval (learn:
-after learning started), the plain loop's wall time (it has no reset-free clock; its reset is a few percent of a run), the pool after its reset.
+after learning started), the plain loop's wall time (it has no reset-free clock; its reset is a few
+percent of a run), the pool after its reset.
 """
 
 from __future__ import annotations
