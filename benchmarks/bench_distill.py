@@ -11,16 +11,21 @@ Adam lr 2.5e-4, tau 1. Two phases: "collect" (learning never starts: env steppin
 writes; its ceiling: the pool alone stepping the same envs and threads with random legal actions) and
 "learn" (updates from step 100 on; its ceiling: the updates alone with the trainer's torch threads, "update
 floor"). Each trainer run sits between two readings of its ceiling and is compared with their geometric
-mean. The reference is actormimic_fast/reference/distill_reference.py (AsyncVectorEnv of gymnasium's
-Atari wrappers, numpy replay, one expert pass per game, eager loss). Rates are emulator frames/s summed
-over the 8 games, in the steady state: the trainer's own progress rows after the first interval (learn:
-after learning started), the plain loop's wall time (it has no reset-free clock; its reset is a few
-percent of a run), the pool after its reset.
+mean (median of ROUNDS runs). Collect runs and lockstep's learn runs also sit between two readings of
+"work alone": what the run must do one after the other, without the loop (acting passes, env steps and in
+lockstep the updates; steady_state.work_alone_fps). The reference is
+actormimic_fast/reference/distill_reference.py (AsyncVectorEnv of gymnasium's Atari wrappers, numpy
+replay, one expert pass per game, eager loss). Rates are emulator frames/s summed over the 8 games, in the
+steady state: the trainer's own progress rows after the first interval (learn: after learning started),
+the plain loop's wall time (it has no reset-free clock; its reset is a few percent of a run), the pool
+after its reset.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
+import shutil
 import time
 from types import SimpleNamespace
 
@@ -37,11 +42,11 @@ from actormimic_fast.native.games import PAPER_MULTITASK_GAMES
 from actormimic_fast.models.networks import build_network
 from actormimic_fast.reference.distill_reference import distill_reference
 
-from actormimic_fast.run.acting import random_legal_actions
+from actormimic_fast.run.acting import masked_argmax, random_legal_actions
 from actormimic_fast.run.context import default_env_threads, default_torch_threads
 
-from conftest import register_ratio
-from steady_state import paired_ceiling, pool_alone_fps, steady_fps
+from conftest import register_ratio, register_spread
+from steady_state import paired_ceiling, pool_alone_fps, steady_fps, work_alone_fps
 
 FRAMES = int(os.environ.get("ACTORMIMIC_BENCH_DISTILL_FRAMES", 2_400))
 DEVICE = os.environ.get("ACTORMIMIC_BENCH_DEVICE", "cpu")
@@ -52,14 +57,16 @@ SETTINGS = dict(replay_capacity=5_000, per_game=8, update_every=4, epsilon=0.1, 
 LOG_EVERY = FRAMES // 6
 TIMED_FROM = {"collect": LOG_EVERY, "learn": LEARNING_STARTS["learn"] * 4 + LOG_EVERY}
 MODES = {"lockstep": True, "overlapped": False}
+ROUNDS = 3                                   # trainer runs per case, each between two ceiling readings
 for _mode in MODES:
     for _phase in LEARNING_STARTS:
         register_ratio(f"distill {_phase} (8 games), {_mode} / plain loop", f"distill_{_phase}_{_mode}",
                        f"distill_{_phase}_reference", 3.0)
-    register_ratio(f"distill collect (8 games), {_mode} / pool alone", f"distill_collect_{_mode}",
-                   f"distill_collect_{_mode}_ceiling", 0.9)
-    register_ratio(f"distill learn (8 games), {_mode} / update floor", f"distill_learn_{_mode}",
-                   f"distill_learn_{_mode}_ceiling", 0.9)
+    register_ratio(f"distill collect (8 games), {_mode} / pool alone", f"distill_collect_{_mode}/ceiling", None, 0.9)
+    register_ratio(f"distill learn (8 games), {_mode} / update floor", f"distill_learn_{_mode}/ceiling", None, 0.9)
+    register_ratio(f"distill collect (8 games), {_mode} / work alone", f"distill_collect_{_mode}/work",
+                   None)
+register_ratio("distill learn (8 games), lockstep / work alone", "distill_learn_lockstep/work", None)
 
 
 @pytest.fixture(scope="module")
@@ -91,8 +98,8 @@ def reference_updates(steps: int, learning_starts: int) -> int:
 @pytest.mark.parametrize("mode", list(MODES))
 @pytest.mark.parametrize("phase", list(LEARNING_STARTS))
 def test_trainer(benchmark, rates, tmp_path, expert_paths, floor_update, phase, mode):
-    """One trainer run between two readings of its phase's ceiling (this VM drifts by tens of percent
-    within a minute), compared with their geometric mean."""
+    """ROUNDS trainer runs, each between two readings of its phase's ceiling (this VM drifts by tens of
+    percent within a minute) and compared with their geometric mean; the median round is reported."""
     cfg = DistillConfig(experts=",".join(expert_paths), frames_per_game=FRAMES, lockstep=MODES[mode],
                         learning_starts=LEARNING_STARTS[phase], test_epoch_frames=0, checkpoint_every=10 ** 9,
                         log_every=LOG_EVERY, progress=False, tensorboard=False, device=DEVICE,
@@ -102,21 +109,29 @@ def test_trainer(benchmark, rates, tmp_path, expert_paths, floor_update, phase, 
         ceiling = lambda: pool_alone_fps(GAMES, 1, env_threads + 1, FRAMES // 4)       # noqa: E731
     else:
         ceiling = lambda: update_floor_fps(floor_update, MODES[mode], env_threads)       # noqa: E731
-    readings = []
+    work = None if phase == "learn" and not MODES[mode] else (
+        lambda: work_alone(floor_update, env_threads, phase == "learn", MODES[mode]))
+    fps, ratios, work_ratios = [], [], []
 
     def one_round():
-        readings.append(ceiling())
+        shutil.rmtree(cfg.out, ignore_errors=True)
+        before, work_before = ceiling(), work and work()
         result = distill(cfg)
-        readings.append(ceiling())
-        return result
+        after, work_after = ceiling(), work and work()
+        steps = FRAMES // 4
+        assert result["frames"] == FRAMES and result["steps"] == steps
+        assert result["updates"] == trainer_updates(steps, LEARNING_STARTS[phase])
+        fps.append(steady_fps(cfg.out, TIMED_FROM[phase], games=len(GAMES)))
+        ratios.append(fps[-1] / paired_ceiling(before, after))
+        if work:
+            work_ratios.append(fps[-1] / paired_ceiling(work_before, work_after))
 
-    result = benchmark.pedantic(one_round, rounds=1, iterations=1)
-    steps = FRAMES // 4
-    assert result["frames"] == FRAMES and result["steps"] == steps
-    assert result["updates"] == trainer_updates(steps, LEARNING_STARTS[phase])
+    benchmark.pedantic(one_round, rounds=ROUNDS, iterations=1)
     key = f"distill_{phase}_{mode}"
-    rates[key] = steady_fps(tmp_path / "amn", TIMED_FROM[phase], games=len(GAMES))
-    rates[f"{key}_ceiling"] = paired_ceiling(*readings)
+    rates[key], rates[f"{key}/ceiling"] = float(np.median(fps)), float(np.median(ratios))
+    register_spread(f"{key}/ceiling", min(ratios), max(ratios))
+    if work_ratios:
+        rates[f"{key}/work"] = float(np.median(work_ratios))
 
 
 @pytest.fixture(scope="module")
@@ -142,10 +157,7 @@ def update_floor_fps(floor_update, lockstep: bool, env_threads: int, updates: in
     Adam) on a filled replay, with the torch threads the trainer gives itself in this mode; frames/s at one
     update per 4 steps of the 8 games."""
     algo, batch = floor_update
-    threads = torch.get_num_threads()
-    if DEVICE == "cpu":
-        torch.set_num_threads(default_torch_threads(lockstep, os.cpu_count() or 1, env_threads))
-    try:
+    with mode_torch_threads(lockstep, env_threads):
         algo.update(batch)                               # warm-up (allocator, oneDNN)
         start = time.perf_counter()
         for _ in range(updates):
@@ -153,10 +165,40 @@ def update_floor_fps(floor_update, lockstep: bool, env_threads: int, updates: in
         if DEVICE != "cpu":
             torch.cuda.synchronize()
         seconds = time.perf_counter() - start
-    finally:
-        torch.set_num_threads(threads)
     frames_per_update = SETTINGS["update_every"] * 4 * len(GAMES)      # 4 steps of every game's env
     return updates * frames_per_update / seconds
+
+
+def work_alone(floor_update, env_threads: int, learn: bool, lockstep: bool, updates: int = 10) -> float:
+    """What a run must do in series, alone (steady_state.work_alone_fps): the AMN's acting pass over the 8
+    envs (masked argmax over each game's actions) per step unless every env explores, the env steps, and
+    in lockstep's learn phase the trainer's update every 4 steps; frames/s. Between this and the phase's
+    ceiling lie the acting passes (and in lockstep the env steps) that cannot be hidden; between this and
+    the trainer, the loop's own cost. Torch's threads as the trainer sets them in that mode."""
+    algo, batch = floor_update
+
+    def act(obs: torch.Tensor) -> np.ndarray:
+        with torch.inference_mode():
+            return masked_argmax(algo.online(obs.to(DEVICE)), algo.device_masks).cpu().numpy()
+
+    every = SETTINGS["update_every"]
+    with mode_torch_threads(lockstep, env_threads):
+        if learn:
+            return work_alone_fps(GAMES, 1, env_threads + 1, act, SETTINGS["epsilon"], updates * every,
+                                  lambda: algo.update(batch), every)
+        return work_alone_fps(GAMES, 1, env_threads + 1, act, SETTINGS["epsilon"], FRAMES // 4)
+
+
+@contextlib.contextmanager
+def mode_torch_threads(lockstep: bool, env_threads: int):
+    """Torch's threads as the trainer sets them in that mode (on a CPU), restored afterwards."""
+    threads = torch.get_num_threads()
+    if DEVICE == "cpu":
+        torch.set_num_threads(default_torch_threads(lockstep, os.cpu_count() or 1, env_threads))
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
 
 
 @pytest.mark.parametrize("phase", list(LEARNING_STARTS))

@@ -14,7 +14,10 @@ update per 4 agent steps, Huber loss, clipped rewards) for ACTORMIMIC_BENCH_DQN_
 - learn: updates from agent step 1,000 on, epsilon held at 0.1 (the steady state of a real run, where 90%
   of actions are greedy and cost a forward pass). Its ceiling is the update floor: the updates alone, no
   envs, no replay, with the trainer's torch thread count (16 frames per update at the faithful ratio),
-  also taken just before and just after each learn run.
+  also taken just before and just after each learn run. Lockstep's learn runs also get a second reading,
+  "lockstep work alone": the updates, acting passes and env steps that mode runs one after the other,
+  without the loop (steady_state.work_alone_fps); the trainer's rate over it is the loop's own share,
+  and the gap between it and the update floor is what lockstep cannot hide.
 Rates are steady state: the trainer's own progress rows after the first interval (learn: after learning
 started), the CleanRL-style loop timed from the same frame, the pool after its reset. Each benchmark checks
 the counters of the run it timed.
@@ -22,19 +25,22 @@ the counters of the run it timed.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
+import time
 
 import numpy as np
 import pytest
 import torch
 
 from actormimic_fast.agents.dqn import DQNConfig, train_expert
+from actormimic_fast.run.acting import masked_argmax
 from actormimic_fast.run.context import default_env_threads, default_torch_threads
-from actormimic_fast.reference.cleanrl_dqn import time_updates_only, train_cleanrl_dqn
+from actormimic_fast.reference.cleanrl_dqn import train_cleanrl_dqn, updates_only
 
 from conftest import register_ratio, register_spread
-from steady_state import paired_ceiling, pool_alone_fps, steady_fps
+from steady_state import paired_ceiling, pool_alone_fps, steady_fps, work_alone_fps
 
 FRAMES = int(os.environ.get("ACTORMIMIC_BENCH_DQN_FRAMES", 16_000))
 DEVICE = os.environ.get("ACTORMIMIC_BENCH_DEVICE", "cpu")
@@ -46,7 +52,7 @@ PHASES = {"collect": dict(learning_starts=10 ** 9, epsilon_start=1.0, epsilon_en
                         timed_from=LEARNING_STARTS * 4 + LOG_EVERY)}
 MODES = {"lockstep": True, "overlapped": False}
 ENVS = (1, 4)
-ROUNDS = {"collect": 5, "learn": 1}       # trainer runs per case, each between two ceiling readings
+ROUNDS = {"collect": 5, "learn": 3}       # trainer runs per case, each between two ceiling readings
 
 for _envs in ENVS:
     for _mode in MODES:
@@ -57,6 +63,8 @@ for _envs in ENVS:
         for _phase in PHASES:
             register_ratio(f"dqn {_phase} ({_envs} env), {_mode} / CleanRL-style", f"dqn_{_phase}_{_envs}env_{_mode}",
                            f"dqn_{_phase}_{_envs}env_cleanrl")
+    register_ratio(f"dqn learn ({_envs} env), lockstep / work alone", f"dqn_learn_{_envs}env_lockstep/work",
+                   None)
 
 
 def expected_updates(learning_starts: int, num_envs: int) -> int:
@@ -83,21 +91,26 @@ def test_trainer(benchmark, rates, tmp_path, phase, mode, num_envs):
                     out=str(tmp_path / "run"), **SETTINGS, **settings)
     ceiling = ((lambda: pool_alone_fps(["pong"], num_envs, env_threads(num_envs) + 1, FRAMES // 4 // num_envs))
                if phase == "collect" else (lambda: update_floor_fps(num_envs, MODES[mode])))
-    fps, ratios = [], []
+    work = (lambda: lockstep_work(num_envs)) if phase == "learn" and MODES[mode] else None
+    fps, ratios, work_ratios = [], [], []
 
     def one_round():
         shutil.rmtree(cfg.out, ignore_errors=True)
-        before = ceiling()
+        before, work_before = ceiling(), work and work()
         result = train_expert(cfg)
-        after = ceiling()
+        after, work_after = ceiling(), work and work()
         assert result["frames"] == FRAMES and result["updates"] == expected_updates(cfg.learning_starts, num_envs)
         fps.append(steady_fps(cfg.out, timed_from))
         ratios.append(fps[-1] / paired_ceiling(before, after))
+        if work:
+            work_ratios.append(fps[-1] / paired_ceiling(work_before, work_after))
 
     benchmark.pedantic(one_round, rounds=ROUNDS[phase], iterations=1)
     key = f"dqn_{phase}_{num_envs}env_{mode}"
     rates[key], rates[f"{key}/ceiling"] = float(np.median(fps)), float(np.median(ratios))
     register_spread(f"{key}/ceiling", min(ratios), max(ratios))
+    if work_ratios:
+        rates[f"{key}/work"] = float(np.median(work_ratios))
 
 
 @pytest.mark.parametrize("num_envs", ENVS)
@@ -116,11 +129,43 @@ def update_floor_fps(num_envs: int, lockstep: bool, updates: int = 100) -> float
     """The learn phase's ceiling: the updates alone (no envs, no replay) with the torch threads the trainer
     gives itself in that mode, as frames/s at the faithful ratio (one update per 16 frames). Taken just
     before and just after each learn run, like the pool alone for the collect phase."""
+    with mode_torch_threads(num_envs, lockstep):
+        update, _ = updates_only(device=DEVICE)
+        start = time.perf_counter()
+        for _ in range(updates):
+            update()
+        if DEVICE != "cpu":
+            torch.cuda.synchronize()
+        seconds = time.perf_counter() - start
+    return updates * SETTINGS["update_every"] * 4 / seconds
+
+
+def lockstep_work(num_envs: int, updates: int = 25) -> float:
+    """What lockstep must run in series in the learn phase, alone (steady_state.work_alone_fps): the
+    same updates, an acting pass (the Nature DQN over every env's frames, then its masked argmax) per step
+    unless every env explores, the env steps; frames/s. Between this and the update floor lie the acting
+    passes and env steps that lockstep cannot hide; between this and the trainer, the loop's own cost."""
+    with mode_torch_threads(num_envs, True):
+        update, network = updates_only(device=DEVICE)
+
+        legal = torch.ones(num_envs, network.num_actions, dtype=torch.bool, device=DEVICE)
+
+        def act(obs: torch.Tensor) -> np.ndarray:
+            with torch.inference_mode():
+                return masked_argmax(network(obs.to(DEVICE)), legal).cpu().numpy()
+
+        steps_per_update = SETTINGS["update_every"] // num_envs
+        return work_alone_fps(["pong"], num_envs, env_threads(num_envs) + 1, act, PHASES["learn"]["epsilon_end"],
+                              updates * steps_per_update, update, steps_per_update)
+
+
+@contextlib.contextmanager
+def mode_torch_threads(num_envs: int, lockstep: bool):
+    """Torch's threads as the trainer sets them in that mode (on a CPU), restored afterwards."""
     threads = torch.get_num_threads()
     if DEVICE == "cpu":
         torch.set_num_threads(default_torch_threads(lockstep, os.cpu_count() or 1, env_threads(num_envs)))
     try:
-        seconds = time_updates_only(updates, device=DEVICE)
+        yield
     finally:
         torch.set_num_threads(threads)
-    return updates * SETTINGS["update_every"] * 4 / seconds

@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from actormimic_fast import MultiGameEnvPool
 from actormimic_fast.files.run_logs import read_csv
@@ -49,3 +50,39 @@ def pool_alone_fps(games, envs_per_game: int, num_threads: int, steps: int, seed
 def paired_ceiling(before: float, after: float) -> float:
     """The ceiling a run is compared with: the geometric mean of readings just before and just after it."""
     return (before * after) ** 0.5
+
+
+def work_alone_fps(games, envs_per_game: int, num_threads: int, act, epsilon: float, steps: int,
+                   update=None, steps_per_update: int = 0, seed: int = 0) -> float:
+    """What a trainer must run one after the other, alone: no replay, no sampling, no exploration draws,
+    no counters, logs or checks. Frames/s of every env.
+
+    Each step: one acting pass, act(obs) over every env, when any env acts greedily (probability
+    1 - epsilon^num_envs, drawn before the clock starts); then the envs step with random legal actions.
+    With an update (lockstep's learn phase), every steps_per_update-th step earns one, which runs while
+    the envs step (send ... update ... recv) as in the trainer; the other steps are pool.step. In lockstep
+    the acting passes and the env steps without an update cannot overlap the update (each needs the one
+    before it), and in a collect phase every mode acts and steps in turn, so this is those phases' own
+    ceiling; the trainer's rate over it is the share the loop itself costs."""
+    with MultiGameEnvPool(list(games), envs_per_game=envs_per_game, num_threads=num_threads, seed=seed) as pool:
+        rng = np.random.default_rng(seed)
+        actions = np.stack([random_legal_actions(rng, pool.env_action_masks) for _ in range(steps)])
+        greedy = (rng.random((steps, pool.num_envs)) >= epsilon).any(1)
+        every_env = np.arange(pool.num_envs)
+        obs = pool.env_tensors.obs.clone()          # the acting pass's cost does not depend on the frames
+        pool.reset()
+        act(obs)                                    # warm-up (allocator, oneDNN)
+        start = time.perf_counter()
+        for t in range(steps):
+            if greedy[t]:
+                act(obs)
+            if update is not None and t % steps_per_update == steps_per_update - 1:
+                pool.send(actions[t], every_env)
+                update()
+                pool.recv()
+            else:
+                pool.step(actions[t])
+        if torch.cuda.is_available():
+            torch.cuda.synchronize()                # the last update
+        seconds = time.perf_counter() - start
+    return steps * pool.num_envs * 4 / seconds

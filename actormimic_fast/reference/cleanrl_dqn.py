@@ -62,13 +62,9 @@ def cleanrl_update(q_network, target_network, optimizer, batch, gamma: float, de
     return loss
 
 
-def time_updates_only(updates: int, num_actions: int = 6, batch_size: int = 32, device: str = "cpu",
-                      seed: int = 0) -> float:
-    """Seconds that `updates` gradient steps take with no envs and no replay (random uint8 batches).
-
-    The floor of any DQN loop's learning phase at the faithful update ratio: a trainer can hide env
-    stepping behind the update, never the update itself.
-    """
+def updates_only(num_actions: int = 6, batch_size: int = 32, device: str = "cpu", seed: int = 0):
+    """(update, q_network): a callable making one gradient step of the CleanRL-style update on a fixed
+    random uint8 minibatch (no envs, no replay), and the network it trains, warmed up (allocator, oneDNN)."""
     rng = np.random.default_rng(seed)
     torch.manual_seed(seed)
     q_network = build_network("nature", num_actions).to(device)
@@ -79,12 +75,27 @@ def time_updates_only(updates: int, num_actions: int = 6, batch_size: int = 32, 
              torch.from_numpy(rng.random(batch_size, dtype=np.float32)),
              torch.from_numpy(rng.integers(0, 256, (batch_size, 4, 84, 84), dtype=np.uint8)),
              torch.zeros(batch_size))
-    cleanrl_update(q_network, target_network, optimizer, batch, 0.99, device)   # warm-up (allocator, oneDNN)
+
+    def update() -> torch.Tensor:
+        return cleanrl_update(q_network, target_network, optimizer, batch, 0.99, device)
+
+    update()
     if device != "cpu":
         torch.cuda.synchronize()
+    return update, q_network
+
+
+def time_updates_only(updates: int, num_actions: int = 6, batch_size: int = 32, device: str = "cpu",
+                      seed: int = 0) -> float:
+    """Seconds that `updates` gradient steps take with no envs and no replay (random uint8 batches).
+
+    The floor of any DQN loop's learning phase at the faithful update ratio: a trainer can hide env
+    stepping behind the update, never the update itself.
+    """
+    update, _ = updates_only(num_actions, batch_size, device, seed)
     start = time.perf_counter()
     for _ in range(updates):
-        cleanrl_update(q_network, target_network, optimizer, batch, 0.99, device)
+        update()
     if device != "cpu":
         torch.cuda.synchronize()
     return time.perf_counter() - start
