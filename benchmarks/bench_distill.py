@@ -23,7 +23,6 @@ after its reset.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import shutil
 import time
@@ -43,10 +42,10 @@ from actormimic_fast.models.networks import build_network
 from actormimic_fast.reference.distill_reference import distill_reference
 
 from actormimic_fast.run.acting import masked_argmax, random_legal_actions
-from actormimic_fast.run.context import default_env_threads, default_torch_threads
+from actormimic_fast.run.context import default_env_threads
 
 from conftest import register_ratio, register_spread
-from steady_state import paired_ceiling, pool_alone_fps, steady_fps, work_alone_fps
+from steady_state import mode_torch_threads, paired_ceiling, pool_alone_fps, steady_fps, work_alone_fps
 
 FRAMES = int(os.environ.get("ACTORMIMIC_BENCH_DISTILL_FRAMES", 2_400))
 DEVICE = os.environ.get("ACTORMIMIC_BENCH_DEVICE", "cpu")
@@ -157,7 +156,7 @@ def update_floor_fps(floor_update, lockstep: bool, env_threads: int, updates: in
     Adam) on a filled replay, with the torch threads the trainer gives itself in this mode; frames/s at one
     update per 4 steps of the 8 games."""
     algo, batch = floor_update
-    with mode_torch_threads(lockstep, env_threads):
+    with mode_torch_threads(DEVICE, lockstep, env_threads):
         algo.update(batch)                               # warm-up (allocator, oneDNN)
         start = time.perf_counter()
         for _ in range(updates):
@@ -182,23 +181,11 @@ def work_alone(floor_update, env_threads: int, learn: bool, lockstep: bool, upda
             return masked_argmax(algo.online(obs.to(DEVICE)), algo.device_masks).cpu().numpy()
 
     every = SETTINGS["update_every"]
-    with mode_torch_threads(lockstep, env_threads):
+    with mode_torch_threads(DEVICE, lockstep, env_threads):
         if learn:
             return work_alone_fps(GAMES, 1, env_threads + 1, act, SETTINGS["epsilon"], updates * every,
                                   lambda: algo.update(batch), every)
         return work_alone_fps(GAMES, 1, env_threads + 1, act, SETTINGS["epsilon"], FRAMES // 4)
-
-
-@contextlib.contextmanager
-def mode_torch_threads(lockstep: bool, env_threads: int):
-    """Torch's threads as the trainer sets them in that mode (on a CPU), restored afterwards."""
-    threads = torch.get_num_threads()
-    if DEVICE == "cpu":
-        torch.set_num_threads(default_torch_threads(lockstep, os.cpu_count() or 1, env_threads))
-    try:
-        yield
-    finally:
-        torch.set_num_threads(threads)
 
 
 @pytest.mark.parametrize("phase", list(LEARNING_STARTS))

@@ -25,7 +25,6 @@ the counters of the run it timed.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import shutil
 import time
@@ -36,11 +35,11 @@ import torch
 
 from actormimic_fast.agents.dqn import DQNConfig, train_expert
 from actormimic_fast.run.acting import masked_argmax
-from actormimic_fast.run.context import default_env_threads, default_torch_threads
+from actormimic_fast.run.context import default_env_threads
 from actormimic_fast.reference.cleanrl_dqn import train_cleanrl_dqn, updates_only
 
 from conftest import register_ratio, register_spread
-from steady_state import paired_ceiling, pool_alone_fps, steady_fps, work_alone_fps
+from steady_state import mode_torch_threads, paired_ceiling, pool_alone_fps, steady_fps, work_alone_fps
 
 FRAMES = int(os.environ.get("ACTORMIMIC_BENCH_DQN_FRAMES", 16_000))
 DEVICE = os.environ.get("ACTORMIMIC_BENCH_DEVICE", "cpu")
@@ -129,7 +128,7 @@ def update_floor_fps(num_envs: int, lockstep: bool, updates: int = 100) -> float
     """The learn phase's ceiling: the updates alone (no envs, no replay) with the torch threads the trainer
     gives itself in that mode, as frames/s at the faithful ratio (one update per 16 frames). Taken just
     before and just after each learn run, like the pool alone for the collect phase."""
-    with mode_torch_threads(num_envs, lockstep):
+    with mode_torch_threads(DEVICE, lockstep, env_threads(num_envs)):
         update, _ = updates_only(device=DEVICE)
         start = time.perf_counter()
         for _ in range(updates):
@@ -145,7 +144,7 @@ def lockstep_work(num_envs: int, updates: int = 25) -> float:
     same updates, an acting pass (the Nature DQN over every env's frames, then its masked argmax) per step
     unless every env explores, the env steps; frames/s. Between this and the update floor lie the acting
     passes and env steps that lockstep cannot hide; between this and the trainer, the loop's own cost."""
-    with mode_torch_threads(num_envs, True):
+    with mode_torch_threads(DEVICE, True, env_threads(num_envs)):
         update, network = updates_only(device=DEVICE)
 
         legal = torch.ones(num_envs, network.num_actions, dtype=torch.bool, device=DEVICE)
@@ -157,15 +156,3 @@ def lockstep_work(num_envs: int, updates: int = 25) -> float:
         steps_per_update = SETTINGS["update_every"] // num_envs
         return work_alone_fps(["pong"], num_envs, env_threads(num_envs) + 1, act, PHASES["learn"]["epsilon_end"],
                               updates * steps_per_update, update, steps_per_update)
-
-
-@contextlib.contextmanager
-def mode_torch_threads(num_envs: int, lockstep: bool):
-    """Torch's threads as the trainer sets them in that mode (on a CPU), restored afterwards."""
-    threads = torch.get_num_threads()
-    if DEVICE == "cpu":
-        torch.set_num_threads(default_torch_threads(lockstep, os.cpu_count() or 1, env_threads(num_envs)))
-    try:
-        yield
-    finally:
-        torch.set_num_threads(threads)

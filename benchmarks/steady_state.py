@@ -7,6 +7,8 @@ warm-up of learning are in the rows before). Shared by the trainer benchmarks.
 
 from __future__ import annotations
 
+import contextlib
+import os
 import time
 from pathlib import Path
 
@@ -16,6 +18,7 @@ import torch
 from actormimic_fast import MultiGameEnvPool
 from actormimic_fast.files.run_logs import read_csv
 from actormimic_fast.run.acting import random_legal_actions
+from actormimic_fast.run.context import default_torch_threads
 
 
 def steady_fps(run_folder: str | Path, from_frame: int, games: int = 1) -> float:
@@ -86,3 +89,16 @@ def work_alone_fps(games, envs_per_game: int, num_threads: int, act, epsilon: fl
             torch.cuda.synchronize()                # the last update
         seconds = time.perf_counter() - start
     return steps * pool.num_envs * 4 / seconds
+
+
+@contextlib.contextmanager
+def mode_torch_threads(device: str, lockstep: bool, env_threads: int):
+    """Torch's threads as a trainer sets them in that mode on a CPU (run/context.py), restored afterwards,
+    so that a ceiling is read with the threads the run it is compared with had."""
+    threads = torch.get_num_threads()
+    if device == "cpu":
+        torch.set_num_threads(default_torch_threads(lockstep, os.cpu_count() or 1, env_threads))
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
