@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import time
 
 import numpy as np
 import pytest
@@ -36,7 +35,7 @@ import torch
 from actormimic_fast.agents.dqn import DQNConfig, train_expert
 from actormimic_fast.run.acting import masked_argmax
 from actormimic_fast.run.context import default_env_threads
-from actormimic_fast.reference.cleanrl_dqn import train_cleanrl_dqn, updates_only
+from actormimic_fast.reference.cleanrl_dqn import time_updates_only, train_cleanrl_dqn, updates_only
 
 from conftest import register_ratio, register_spread
 from steady_state import mode_torch_threads, paired_ceiling, pool_alone_fps, steady_fps, work_alone_fps
@@ -129,13 +128,7 @@ def update_floor_fps(num_envs: int, lockstep: bool, updates: int = 100) -> float
     gives itself in that mode, as frames/s at the faithful ratio (one update per 16 frames). Taken just
     before and just after each learn run, like the pool alone for the collect phase."""
     with mode_torch_threads(DEVICE, lockstep, env_threads(num_envs)):
-        update, _ = updates_only(device=DEVICE)
-        start = time.perf_counter()
-        for _ in range(updates):
-            update()
-        if DEVICE != "cpu":
-            torch.cuda.synchronize()
-        seconds = time.perf_counter() - start
+        seconds = time_updates_only(updates, device=DEVICE)
     return updates * SETTINGS["update_every"] * 4 / seconds
 
 
