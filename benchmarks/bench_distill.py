@@ -44,8 +44,8 @@ from actormimic_fast.reference.distill_reference import distill_reference
 from actormimic_fast.run.acting import masked_argmax, random_legal_actions
 from actormimic_fast.run.context import default_env_threads
 
-from conftest import register_ratio, register_spread
-from steady_state import mode_torch_threads, paired_ceiling, pool_alone_fps, steady_fps, work_alone_fps
+from conftest import register_ratio
+from steady_state import mode_torch_threads, paired_rounds, pool_alone_fps, steady_fps, work_alone_fps
 
 FRAMES = int(os.environ.get("ACTORMIMIC_BENCH_DISTILL_FRAMES", 2_400))
 DEVICE = os.environ.get("ACTORMIMIC_BENCH_DEVICE", "cpu")
@@ -110,27 +110,16 @@ def test_trainer(benchmark, rates, tmp_path, expert_paths, floor_update, phase, 
         ceiling = lambda: update_floor_fps(floor_update, MODES[mode], env_threads)       # noqa: E731
     work = None if phase == "learn" and not MODES[mode] else (
         lambda: work_alone(floor_update, env_threads, phase == "learn", MODES[mode]))
-    fps, ratios, work_ratios = [], [], []
 
-    def one_round():
+    def one_run() -> float:
         shutil.rmtree(cfg.out, ignore_errors=True)
-        before, work_before = ceiling(), work and work()
         result = distill(cfg)
-        after, work_after = ceiling(), work and work()
         steps = FRAMES // 4
         assert result["frames"] == FRAMES and result["steps"] == steps
         assert result["updates"] == trainer_updates(steps, LEARNING_STARTS[phase])
-        fps.append(steady_fps(cfg.out, TIMED_FROM[phase], games=len(GAMES)))
-        ratios.append(fps[-1] / paired_ceiling(before, after))
-        if work:
-            work_ratios.append(fps[-1] / paired_ceiling(work_before, work_after))
+        return steady_fps(cfg.out, TIMED_FROM[phase], games=len(GAMES))
 
-    benchmark.pedantic(one_round, rounds=ROUNDS, iterations=1)
-    key = f"distill_{phase}_{mode}"
-    rates[key], rates[f"{key}/ceiling"] = float(np.median(fps)), float(np.median(ratios))
-    register_spread(f"{key}/ceiling", min(ratios), max(ratios))
-    if work_ratios:
-        rates[f"{key}/work"] = float(np.median(work_ratios))
+    paired_rounds(benchmark, rates, f"distill_{phase}_{mode}", ROUNDS, one_run, ceiling, work)
 
 
 @pytest.fixture(scope="module")

@@ -37,8 +37,8 @@ from actormimic_fast.run.acting import masked_argmax
 from actormimic_fast.run.context import default_env_threads
 from actormimic_fast.reference.cleanrl_dqn import time_updates_only, train_cleanrl_dqn, updates_only
 
-from conftest import register_ratio, register_spread
-from steady_state import mode_torch_threads, paired_ceiling, pool_alone_fps, steady_fps, work_alone_fps
+from conftest import register_ratio
+from steady_state import mode_torch_threads, paired_rounds, pool_alone_fps, steady_fps, work_alone_fps
 
 FRAMES = int(os.environ.get("ACTORMIMIC_BENCH_DQN_FRAMES", 16_000))
 DEVICE = os.environ.get("ACTORMIMIC_BENCH_DEVICE", "cpu")
@@ -90,25 +90,14 @@ def test_trainer(benchmark, rates, tmp_path, phase, mode, num_envs):
     ceiling = ((lambda: pool_alone_fps(["pong"], num_envs, env_threads(num_envs) + 1, FRAMES // 4 // num_envs))
                if phase == "collect" else (lambda: update_floor_fps(num_envs, MODES[mode])))
     work = (lambda: lockstep_work(num_envs)) if phase == "learn" and MODES[mode] else None
-    fps, ratios, work_ratios = [], [], []
 
-    def one_round():
+    def one_run() -> float:
         shutil.rmtree(cfg.out, ignore_errors=True)
-        before, work_before = ceiling(), work and work()
         result = train_expert(cfg)
-        after, work_after = ceiling(), work and work()
         assert result["frames"] == FRAMES and result["updates"] == expected_updates(cfg.learning_starts, num_envs)
-        fps.append(steady_fps(cfg.out, timed_from))
-        ratios.append(fps[-1] / paired_ceiling(before, after))
-        if work:
-            work_ratios.append(fps[-1] / paired_ceiling(work_before, work_after))
+        return steady_fps(cfg.out, timed_from)
 
-    benchmark.pedantic(one_round, rounds=ROUNDS[phase], iterations=1)
-    key = f"dqn_{phase}_{num_envs}env_{mode}"
-    rates[key], rates[f"{key}/ceiling"] = float(np.median(fps)), float(np.median(ratios))
-    register_spread(f"{key}/ceiling", min(ratios), max(ratios))
-    if work_ratios:
-        rates[f"{key}/work"] = float(np.median(work_ratios))
+    paired_rounds(benchmark, rates, f"dqn_{phase}_{num_envs}env_{mode}", ROUNDS[phase], one_run, ceiling, work)
 
 
 @pytest.mark.parametrize("num_envs", ENVS)

@@ -20,6 +20,8 @@ from actormimic_fast.files.run_logs import read_csv
 from actormimic_fast.run.acting import random_legal_actions
 from actormimic_fast.run.context import default_torch_threads
 
+from conftest import register_spread
+
 
 def steady_fps(run_folder: str | Path, from_frame: int, games: int = 1) -> float:
     """Frames/s (of all `games` the folder reports) over the progress intervals that start at or after
@@ -53,6 +55,27 @@ def pool_alone_fps(games, envs_per_game: int, num_threads: int, steps: int, seed
 def paired_ceiling(before: float, after: float) -> float:
     """The ceiling a run is compared with: the geometric mean of readings just before and just after it."""
     return (before * after) ** 0.5
+
+
+def paired_rounds(benchmark, rates: dict, key: str, rounds: int, run, ceiling, work=None) -> None:
+    """`rounds` runs of run() (one trainer run; returns its steady frames/s), each between two readings of
+    ceiling() (and of work(), when given) and compared with their geometric mean. Records the medians as
+    rates[key] (frames/s), rates[key/ceiling] (with its spread over rounds) and rates[key/work]."""
+    fps, ratios, work_ratios = [], [], []
+
+    def one_round():
+        before, work_before = ceiling(), work and work()
+        fps.append(run())
+        after, work_after = ceiling(), work and work()
+        ratios.append(fps[-1] / paired_ceiling(before, after))
+        if work:
+            work_ratios.append(fps[-1] / paired_ceiling(work_before, work_after))
+
+    benchmark.pedantic(one_round, rounds=rounds, iterations=1)
+    rates[key], rates[f"{key}/ceiling"] = float(np.median(fps)), float(np.median(ratios))
+    register_spread(f"{key}/ceiling", min(ratios), max(ratios))
+    if work_ratios:
+        rates[f"{key}/work"] = float(np.median(work_ratios))
 
 
 def work_alone_fps(games, envs_per_game: int, num_threads: int, act, epsilon: float, steps: int,
