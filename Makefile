@@ -8,7 +8,7 @@ PIP := $(PY) -m pip
 STAMP := $(VENV)/.deps-torch-$(TORCH_VERSION)
 NATIVE_SOURCES := $(shell find csrc tools -type f) setup.py pyproject.toml
 
-.PHONY: install build test test-all demo bench clean
+.PHONY: install build test test-all test-kernels demo bench clean
 
 install: build
 
@@ -29,6 +29,16 @@ build: $(VENV)/.built
 
 test: build
 	$(PY) -m pytest -q tests
+
+# The tests that compare numbers, once under each other CPU kernel set (docs/testing.md): ATen's scalar and AVX2
+# kernels instead of the best this CPU has, and oneDNN (convolutions) held to AVX2.
+KERNEL_SETTINGS ?= ATEN_CPU_CAPABILITY=default ATEN_CPU_CAPABILITY=avx2 ONEDNN_MAX_CPU_ISA=AVX2
+KERNEL_TESTS ?= tests/test_networks_and_optim.py tests/test_ops.py tests/test_dqn.py tests/test_multitask_dqn.py \
+	tests/test_distill.py tests/test_transfer.py tests/test_experts_together.py tests/test_run_loop.py
+test-kernels: build
+	@set -e; for setting in $(KERNEL_SETTINGS); do \
+		echo "== $$setting"; env $$setting $(PY) -m pytest -q $(KERNEL_TESTS); \
+	done
 
 demo: build
 	$(PY) -m actormimic_fast.apps.demo $(DEMO_ARGS)
