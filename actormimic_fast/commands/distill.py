@@ -33,9 +33,23 @@ def run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     with usage_errors(parser):
         cfg = layered_settings(args, DistillConfig)
         experts = load_experts(cfg.expert_paths, cfg.game_list)   # a bad expert list is a usage error
+        check_expert_actions(experts)
         preflight(cfg, args.resume, {Path(cfg.out): {"kind": "amn", "games": experts.games,
                                                      "architecture": cfg.architecture, "beta": float(cfg.beta)}})
     summary = distill(cfg, resume=args.resume, experts=experts)
     if process_info().rank == 0:
         print_summary({k: v for k, v in summary.items() if k not in ("amn", "feature_heads")})
     return 0
+
+
+def check_expert_actions(experts) -> None:
+    """ValueError naming the file unless each expert plays its game's legal action set, in the pool's order
+    (what distill() would find only after its envs started)."""
+    from ..agents.transfer import minimal_action_set
+
+    for path, game, meta in zip(experts.paths, experts.games, experts.metas):
+        legal = [int(a) for a in minimal_action_set(game)]
+        actions = meta.get("actions")
+        if actions != legal:
+            raise ValueError(f"--experts: {str(path)!r} is an expert for {game} playing actions {actions}, but "
+                             f"{game}'s legal actions are {legal}: it was not trained on this game's action set")

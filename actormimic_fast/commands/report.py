@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 from ..run.counts import parse_count
-from .common import usage_errors
+from .common import usage_errors, writable_folder
 
 NAME = "report"
 
@@ -36,7 +37,12 @@ def run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
             raise ValueError(f"--every must be > 0, got {args.every!r}")
         if args.last < 1:
             raise ValueError(f"--last must be >= 1, got {args.last}")
-        markdown, files = write_report(load_runs(args.runs), args.out, last=args.last, every=every)
+        out = Path(args.out)
+        if out.exists() and not out.is_dir():   # it used to fail only after the runs were read
+            raise ValueError(f"--out: {str(out)!r} is a file, not a folder for the report")
+        runs = load_runs(args.runs)
+        writable_folder(out, "--out")
+        markdown, files = write_report(runs, args.out, last=args.last, every=every)
     print(markdown, end="")
     print("wrote " + ", ".join(str(f) for f in files), file=sys.stderr)
     return 0

@@ -1,6 +1,6 @@
 """Fused ops of actormimic_fast: the Python API and the fake (meta) kernels.
 
-The schemas are declared in C++ (csrc/bindings/op_schemas.cpp) and each backend registers its kernels
+The schemas are declared in C++ (csrc/kernels/masked_softmax_xent_schema.cpp) and each backend registers its kernels
 there (CPU: csrc/kernels/masked_softmax_xent_cpu.cpp, CUDA: csrc/kernels/cuda/), as does autograd
 (csrc/kernels/masked_softmax_xent_autograd.cpp: no Python runs in a training step's forward or backward).
 This module adds what torch.compile needs; it never branches on device.
@@ -28,7 +28,7 @@ TAU_MAX = float(torch.finfo(torch.float32).max)    # 3.4028e38
 
 def masked_softmax_xent(student_logits: torch.Tensor, teacher_q: torch.Tensor, action_mask: torch.Tensor,
                         tau: float = 1.0, *, game_id: torch.Tensor | None = None, reduction: str = "none",
-                        check: bool = False) -> torch.Tensor:
+                        check: bool | None = None) -> torch.Tensor:
     """Actor-Mimic policy loss ``-sum_{a legal} softmax(teacher_q / tau)_a * log softmax(student_logits)_a``.
 
     Both softmaxes run over the legal actions of each row only. ``student_logits`` and ``teacher_q`` are
@@ -39,24 +39,34 @@ def masked_softmax_xent(student_logits: torch.Tensor, teacher_q: torch.Tensor, a
     ``student_logits`` (gradient ``softmax_legal(student_logits) - softmax_legal(teacher_q / tau)``) and
     ``teacher_q``; a double backward (``create_graph=True``) raises NotImplementedError.
 
-    The op never reads data back to the host. A row without a legal action, or whose game_id is outside
-    [0, G), has no loss: by default it gets a NaN loss (and NaN gradients), so a mean or sum turns NaN.
-    Validate static per-game tables once with :func:`check_action_masks`; ``check=True`` validates every
-    call instead, raising ValueError for a row without a legal action and IndexError for a game_id out of
-    range (on CUDA this synchronises the stream once per forward, and cannot run under CUDA graph capture).
-    Always raises TypeError / ValueError for wrong dtypes, shapes, devices (all tensors on one cpu or cuda
-    device; meta tensors are refused) and for a tau that is not a real number in [2^-126, FLT_MAX] (a normal
-    float32, so 1/tau is finite). Values teacher_q / tau beyond float32's range at legal actions give NaN.
+    A row without a legal action, or whose game_id is outside [0, G), has no loss. ``check`` says what
+    happens to it:
+      - True: ValueError for the first row without a legal action, IndexError for the first game_id out of
+        range, naming the row and the value (on CUDA this reads 16 bytes back, one stream synchronisation
+        per forward, and cannot run under CUDA graph capture);
+      - False: the row gets a NaN loss and NaN gradients (a mean or sum turns NaN), no check at all;
+      - None (the default): as True on the CPU, where the check costs nothing; on CUDA a device-side
+        assertion (no host synchronisation, CUDA-graph capturable): the next synchronisation raises
+        RuntimeError ("device-side assert triggered"), which leaves the CUDA context unusable, so a bad
+        batch stops the process instead of training on NaN; rerun with check=True to name the row.
+    Validate static per-game tables once with :func:`check_action_masks`. Always raises TypeError /
+    ValueError for wrong dtypes, layouts (dense tensors only), shapes, devices (all tensors on one cpu or
+    cuda device; meta tensors are refused) and for a tau that is not a real number in [2^-126, FLT_MAX] (a
+    normal float32, so 1/tau is finite). Values teacher_q / tau beyond float32's range at legal actions give
+    NaN.
     """
     for name, value in (("student_logits", student_logits), ("teacher_q", teacher_q), ("action_mask", action_mask),
                         ("game_id", game_id)):
         if not isinstance(value, torch.Tensor) and not (name == "game_id" and value is None):
             raise TypeError(f"masked_softmax_xent: {name} must be a torch.Tensor"
                             f"{' or None' if name == 'game_id' else ''}, got {type(value).__name__}")
+        if value is not None and value.layout != torch.strided:   # else the dispatcher's "Could not run ..."
+            raise TypeError(f"masked_softmax_xent: {name} must be a dense (strided) tensor, got layout "
+                            f"{value.layout}")
     if not isinstance(reduction, str) or reduction not in _REDUCTIONS:
         raise ValueError(f"masked_softmax_xent: reduction must be one of {_REDUCTIONS}, got {reduction!r}")
     tau = check_real("masked_softmax_xent: tau", tau, finite=False)
-    check = check_bool("masked_softmax_xent: check", check)
+    check = None if check is None else check_bool("masked_softmax_xent: check", check)
     return torch.ops.actormimic_fast.masked_softmax_xent.default(student_logits, teacher_q, action_mask, game_id,
                                                                  tau, reduction, check)
 
@@ -105,7 +115,7 @@ def _check_devices(op: str, reference: torch.Tensor, tensors: dict) -> None:
 
 
 @torch.library.register_fake("actormimic_fast::masked_softmax_xent")
-def _masked_softmax_xent_fake(student_logits, teacher_q, action_mask, game_id, tau, reduction="none", check=False):
+def _masked_softmax_xent_fake(student_logits, teacher_q, action_mask, game_id, tau, reduction="none", check=None):
     _check_devices("masked_softmax_xent", student_logits, dict(student_logits=student_logits, teacher_q=teacher_q,
                                                                action_mask=action_mask, game_id=game_id))
     torch._check(reduction in _REDUCTIONS,
@@ -121,7 +131,7 @@ def _masked_softmax_xent_fake(student_logits, teacher_q, action_mask, game_id, t
 
 @torch.library.register_fake("actormimic_fast::masked_softmax_xent_and_grad")
 def _masked_softmax_xent_and_grad_fake(student_logits, teacher_q, action_mask, game_id, tau, reduction="none",
-                                       check=False):
+                                       check=None):
     loss = _masked_softmax_xent_fake(student_logits, teacher_q, action_mask, game_id, tau, reduction, check)
     return loss, student_logits.new_empty(student_logits.shape, dtype=loss.dtype)
 

@@ -234,9 +234,12 @@ class ReplayMemory:
 
         A pool's own step (numpy rows of the pool's dtypes) goes straight to C++, which checks env ids,
         actions and rewards itself: a training loop adds every step, and add()'s conversions would cost
-        more than the copy of the frames.
+        more than the copy of the frames. TypeError unless ``step`` is a PoolStep.
         """
-        if isinstance(step, PoolStep) and isinstance(actions, np.ndarray) and actions.dtype == np.int64 \
+        if not isinstance(step, PoolStep):
+            raise TypeError(f"add_step: step must be a pool step result (a PoolStep from MultiGameEnvPool.reset, "
+                            f"step or recv), got {type(step).__name__}; use add() for separate arrays")
+        if isinstance(actions, np.ndarray) and actions.dtype == np.int64 \
                 and actions.shape == step.env_id.shape and step.env_id.dtype == np.int32:
             self._m.add(step.env_id, step.obs[:, -1], actions, step.reward, step.terminated, step.truncated,
                         step.life_loss, step.episode_start)

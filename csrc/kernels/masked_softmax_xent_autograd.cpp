@@ -30,23 +30,26 @@ using torch::autograd::AutogradContext;
 using torch::autograd::variable_list;
 
 at::Tensor forward_op(const at::Tensor& student_logits, const at::Tensor& teacher_q, const at::Tensor& action_mask,
-                      const std::optional<at::Tensor>& game_id, double tau, std::string_view reduction, bool check) {
+                      const std::optional<at::Tensor>& game_id, double tau, std::string_view reduction,
+                      std::optional<bool> check) {
   static const auto op = c10::Dispatcher::singleton()
                              .findSchemaOrThrow("actormimic_fast::masked_softmax_xent", "")
                              .typed<at::Tensor(const at::Tensor&, const at::Tensor&, const at::Tensor&,
-                                               const std::optional<at::Tensor>&, double, std::string_view, bool)>();
+                                               const std::optional<at::Tensor>&, double, std::string_view,
+                                               std::optional<bool>)>();
   return op.call(student_logits, teacher_q, action_mask, game_id, tau, reduction, check);
 }
 
 std::tuple<at::Tensor, at::Tensor> forward_and_grad_op(const at::Tensor& student_logits, const at::Tensor& teacher_q,
                                                        const at::Tensor& action_mask,
                                                        const std::optional<at::Tensor>& game_id, double tau,
-                                                       std::string_view reduction, bool check) {
+                                                       std::string_view reduction, std::optional<bool> check) {
   static const auto op = c10::Dispatcher::singleton()
                              .findSchemaOrThrow("actormimic_fast::masked_softmax_xent_and_grad", "")
                              .typed<std::tuple<at::Tensor, at::Tensor>(
                                  const at::Tensor&, const at::Tensor&, const at::Tensor&,
-                                 const std::optional<at::Tensor>&, double, std::string_view, bool)>();
+                                 const std::optional<at::Tensor>&, double, std::string_view,
+                                 std::optional<bool>)>();
   return op.call(student_logits, teacher_q, action_mask, game_id, tau, reduction, check);
 }
 
@@ -75,7 +78,7 @@ class MaskedSoftmaxXentFunction : public torch::autograd::Function<MaskedSoftmax
  public:
   static at::Tensor forward(AutogradContext* ctx, const at::Tensor& student_logits, const at::Tensor& teacher_q,
                             const at::Tensor& action_mask, const std::optional<at::Tensor>& game_id, double tau,
-                            std::string_view reduction, bool check) {
+                            std::string_view reduction, std::optional<bool> check) {
     const at::AutoDispatchBelowADInplaceOrView below_autograd;
     const bool keep_grad = !teacher_q.requires_grad() && student_logits.device().is_cpu();
     ctx->saved_data["keep_grad"] = keep_grad;
@@ -124,7 +127,7 @@ class MaskedSoftmaxXentFunction : public torch::autograd::Function<MaskedSoftmax
 
 at::Tensor masked_softmax_xent_autograd(const at::Tensor& student_logits, const at::Tensor& teacher_q,
                                         const at::Tensor& action_mask, const std::optional<at::Tensor>& game_id,
-                                        double tau, std::string_view reduction, bool check) {
+                                        double tau, std::string_view reduction, std::optional<bool> check) {
   if (!at::GradMode::is_enabled() || !(student_logits.requires_grad() || teacher_q.requires_grad())) {
     const at::AutoDispatchBelowADInplaceOrView below_autograd;
     return forward_op(student_logits, teacher_q, action_mask, game_id, tau, reduction, check);

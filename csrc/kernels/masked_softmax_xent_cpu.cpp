@@ -2,9 +2,9 @@
 // masked_softmax_xent_cpu_kernel.h (math and conventions in masked_softmax_xent.h). Checks the tensors,
 // allocates the outputs and runs the tiles under at::parallel_for, chunks of whole tiles per thread, so
 // results do not depend on the thread count. Rows without a legal action or with a game_id out of range get
-// a NaN loss; with check=True the first such row is raised (ValueError / IndexError) on the caller's thread
-// after the parallel loop, so no exception crosses a worker. Like the CUDA backend it never reads values
-// back for a decision unless check=True, so both devices follow one contract.
+// a NaN loss; in check mode (check=True, and the CPU's default check=None: the tiles record failed rows as
+// they compute, at no measurable cost) the first such row is raised (ValueError / IndexError) on the caller's
+// thread after the parallel loop, so no exception crosses a worker. check=False leaves the NaN.
 #include <ATen/ATen.h>
 #include <ATen/OpMathType.h>
 #include <ATen/Parallel.h>
@@ -60,7 +60,8 @@ at::Tensor reduce_loss_cpu(const at::Tensor& loss, Reduction reduction) {
 
 at::Tensor masked_softmax_xent_cpu(const at::Tensor& student_logits, const at::Tensor& teacher_q,
                                    const at::Tensor& action_mask, const std::optional<at::Tensor>& game_id,
-                                   double tau, std::string_view reduction, bool check) {
+                                   double tau, std::string_view reduction, std::optional<bool> check_arg) {
+  const bool check = check_arg.value_or(true);
   const Reduction reduce = parse_reduction(reduction);
   const CheckedXentInputs inputs =
       check_xent_inputs(student_logits, teacher_q, action_mask, game_id, tau, c10::DeviceType::CPU);
@@ -76,7 +77,8 @@ std::tuple<at::Tensor, at::Tensor> masked_softmax_xent_and_grad_cpu(const at::Te
                                                                     const at::Tensor& action_mask,
                                                                     const std::optional<at::Tensor>& game_id,
                                                                     double tau, std::string_view reduction,
-                                                                    bool check) {
+                                                                    std::optional<bool> check_arg) {
+  const bool check = check_arg.value_or(true);
   const Reduction reduce = parse_reduction(reduction);
   const CheckedXentInputs inputs =
       check_xent_inputs(student_logits, teacher_q, action_mask, game_id, tau, c10::DeviceType::CPU);

@@ -2,8 +2,11 @@
 // Checks the tensors (host-side metadata only), sets the device, launches on the current stream and checks
 // each launch. No value is read back to the host: rows the kernel cannot compute (no legal action, game_id
 // out of range) get a NaN loss, so forward and backward never synchronize and can be captured in a CUDA graph.
-// Only check=True reads back 16 bytes of row status after the forward to raise ValueError / IndexError (one
-// stream synchronization); it refuses to run under CUDA graph capture, where no synchronization is possible.
+// The default check=None keeps that property and still refuses such rows: the forward records them in a
+// device XentStatus and a device-side assertion (at::_assert_async) on it fails the stream, so the next
+// synchronization raises instead of training on NaN. Only check=True reads back the 16 bytes of row status to
+// raise ValueError / IndexError naming the row (one stream synchronization); it refuses to run under CUDA
+// graph capture, where no synchronization is possible. check=False launches the forward alone.
 #include <ATen/ATen.h>
 #include <c10/cuda/CUDAException.h>
 #include <c10/cuda/CUDAGuard.h>
@@ -23,19 +26,33 @@ namespace {
 
 static_assert(sizeof(XentStatus) == 2 * sizeof(int64_t), "XentStatus is read back as two int64 values");
 
-// The per-row loss; NaN for rows that have none, or (check) the error for the first such row.
+// The per-row loss; NaN for rows that have none (check=False), a device-side assertion for them (check=None),
+// or the error for the first such row (check=True).
 at::Tensor per_row_loss_cuda(const at::Tensor& student_logits, const at::Tensor& teacher_q,
                              const at::Tensor& action_mask, const std::optional<at::Tensor>& game_id, double tau,
-                             bool check) {
+                             std::optional<bool> check) {
   const CheckedXentInputs inputs =
       check_xent_inputs(student_logits, teacher_q, action_mask, game_id, tau, c10::DeviceType::CUDA);
   const c10::cuda::CUDAGuard guard(student_logits.device());
   at::Tensor loss = at::empty({inputs.raw.rows}, student_logits.options().dtype(loss_dtype(student_logits.scalar_type())));
   if (inputs.raw.rows == 0) return loss;
   const cudaStream_t stream = c10::cuda::getCurrentCUDAStream();
-  if (!check) {
+  if (check.has_value() && !*check) {
     launch_masked_softmax_xent_forward(inputs.raw, loss.mutable_data_ptr(), nullptr, stream);
     C10_CUDA_KERNEL_LAUNCH_CHECK();
+    return loss;
+  }
+  if (!check.has_value()) {
+    // Stream-ordered, allocation from the caching allocator (a graph's private pool under capture): no sync.
+    at::Tensor status = at::empty({2}, student_logits.options().dtype(at::kLong));
+    C10_CUDA_CHECK(cudaMemsetAsync(status.mutable_data_ptr(), 0xFF, sizeof(XentStatus), stream));  // kNoRow
+    launch_masked_softmax_xent_forward(inputs.raw, loss.mutable_data_ptr(),
+                                       static_cast<XentStatus*>(status.mutable_data_ptr()), stream);
+    C10_CUDA_KERNEL_LAUNCH_CHECK();
+    // kNoRow (all bits set) reads as -1 in int64: every row computed.
+    at::_assert_async(status.eq(-1).all(),
+                      "masked_softmax_xent: a row has no legal action (an all-False action_mask row) or a game_id "
+                      "outside [0, G); call with check=True to name the row, or check=False for NaN losses");
     return loss;
   }
 
@@ -60,7 +77,7 @@ at::Tensor per_row_loss_cuda(const at::Tensor& student_logits, const at::Tensor&
 
 at::Tensor masked_softmax_xent_cuda(const at::Tensor& student_logits, const at::Tensor& teacher_q,
                                     const at::Tensor& action_mask, const std::optional<at::Tensor>& game_id,
-                                    double tau, std::string_view reduction, bool check) {
+                                    double tau, std::string_view reduction, std::optional<bool> check) {
   const Reduction reduce = parse_reduction(reduction);
   return reduce_loss(per_row_loss_cuda(student_logits, teacher_q, action_mask, game_id, tau, check), reduce);
 }
@@ -95,7 +112,7 @@ std::tuple<at::Tensor, at::Tensor> masked_softmax_xent_and_grad_cuda(const at::T
                                                                      const at::Tensor& action_mask,
                                                                      const std::optional<at::Tensor>& game_id,
                                                                      double tau, std::string_view reduction,
-                                                                     bool check) {
+                                                                     std::optional<bool> check) {
   const Reduction reduce = parse_reduction(reduction);
   at::Tensor loss = per_row_loss_cuda(student_logits, teacher_q, action_mask, game_id, tau, check);
   const at::ScalarType math = loss.scalar_type();
