@@ -84,7 +84,7 @@ def env_threads(num_envs: int) -> int:
 def test_trainer(benchmark, rates, tmp_path, phase, mode, num_envs):
     settings = dict(PHASES[phase])
     timed_from = settings.pop("timed_from")
-    cfg = DQNConfig(game="pong", frames=FRAMES, num_envs=num_envs, test_epoch_frames=0, checkpoint_every=10 ** 9,
+    cfg = DQNConfig(game="pong", frames_per_game=FRAMES, envs_per_game=num_envs, test_epoch_frames=0, checkpoint_every=10 ** 9,
                     log_every=LOG_EVERY, progress=False, tensorboard=False, device=DEVICE, lockstep=MODES[mode],
                     out=str(tmp_path / "run"), **SETTINGS, **settings)
     ceiling = ((lambda: pool_alone_fps(["pong"], num_envs, env_threads(num_envs) + 1, FRAMES // 4 // num_envs))

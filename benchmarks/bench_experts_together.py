@@ -32,7 +32,7 @@ GAMES = os.environ.get("ACTORMIMIC_BENCH_TOGETHER_GAMES", "breakout,pong,boxing"
 LEARNING_STARTS = 500
 LOG_EVERY = FRAMES // 8
 TIMED_FROM = LEARNING_STARTS * 4 + LOG_EVERY
-SETTINGS = dict(frames=FRAMES, num_envs=2, replay_capacity=10_000, learning_starts=LEARNING_STARTS,
+SETTINGS = dict(frames_per_game=FRAMES, envs_per_game=2, replay_capacity=10_000, learning_starts=LEARNING_STARTS,
                 epsilon_start=0.1, epsilon_end=0.1, test_epoch_frames=0, checkpoint_every=10 ** 9,
                 log_every=LOG_EVERY, progress=False, tensorboard=False, device=DEVICE)
 

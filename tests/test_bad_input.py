@@ -386,6 +386,20 @@ def test_replay_for_pool_needs_a_pool():
         ReplayMemory.for_pool(None, 100)
 
 
+@pytest.mark.parametrize("step, got", [(dict(add_args(1)), "dict"), (None, "NoneType"), (add_args(1)["frames"], "ndarray")])
+def test_replay_add_step_needs_a_pool_step(step, got):
+    """add_step(dict, actions) used to raise AttributeError ('dict' object has no attribute 'env_id')."""
+    with pytest.raises(TypeError, match=r"add_step: step must be a pool step result \(a PoolStep from "
+                                        rf"MultiGameEnvPool.reset, step or recv\), got {got}; use add\(\)"):
+        small_memory().add_step(step, np.zeros(1, np.int64))
+
+
+def test_replay_add_step_takes_a_pool_step(pong):
+    memory = ReplayMemory.for_pool(pong, 100)
+    memory.add_step(pong.reset(), np.zeros(1, np.int64))
+    assert memory.env_written(0) == 1
+
+
 def test_replay_capacity_as_numpy_scalar_or_array():
     assert small_memory(capacity=np.array(64)).capacity == (64, 64)
     assert small_memory(capacity=np.array([64, 80])).capacity == (64, 80)
@@ -474,8 +488,8 @@ def test_backward_ops_refuse_meta_tensors():
                                                                  torch.ones(4, device="meta"), "none", torch.float32)
 
 
-@pytest.mark.parametrize("check", NOT_BOOLS + [np.array([True])])
-def test_op_check_must_be_a_bool(check):
+@pytest.mark.parametrize("check", [v for v in NOT_BOOLS if v is not None] + [np.array([True])])
+def test_op_check_must_be_a_bool(check):   # or None, the device's default
     student, teacher, table, game_id = op_inputs()
     with pytest.raises(TypeError, match=r"masked_softmax_xent: check must be a bool"):
         ops.masked_softmax_xent(student, teacher, table, game_id=game_id, check=check)
@@ -558,6 +572,47 @@ def test_check_action_masks_returns_a_valid_table(pong):
     assert ops.check_action_masks(table) is table
 
 
+@pytest.mark.parametrize("requires_grad", [False, True])
+@pytest.mark.parametrize("reduction", ["none", "mean"])
+def test_op_checks_rows_by_default_on_the_cpu(requires_grad, reduction):
+    """A row without a legal action or a game_id out of range used to give a silent NaN loss unless
+    check=True. On the CPU the check costs nothing and is the default; check=False keeps the NaN."""
+    student, teacher, table, game_id = op_inputs(rows=4)
+    student = student.clone().requires_grad_(requires_grad)
+    mask = table[game_id].clone()
+    mask[2] = False
+    with pytest.raises(ValueError, match=r"masked_softmax_xent: row 2 has no legal action: action_mask\[2\] is all "
+                                         r"False"):
+        ops.masked_softmax_xent(student, teacher, mask, reduction=reduction)
+    bad_ids = game_id.clone()
+    bad_ids[1] = 5
+    with pytest.raises(IndexError, match=r"masked_softmax_xent: game_id\[1\] = 5 is out of range for an action_mask "
+                                         r"table of 2 games"):
+        ops.masked_softmax_xent(student, teacher, table, game_id=bad_ids, reduction=reduction)
+    empty_game = table.clone()
+    empty_game[1] = False
+    with pytest.raises(ValueError, match=r"row 1 has no legal action: its game, game_id\[1\] = 1, has an all-False"):
+        ops.masked_softmax_xent(student, teacher, empty_game, game_id=game_id, reduction=reduction)
+    assert torch.isnan(ops.masked_softmax_xent(student, teacher, mask, reduction=reduction, check=False)).any()
+    assert torch.isnan(ops.masked_softmax_xent(student, teacher, table, game_id=bad_ids, reduction=reduction,
+                                               check=False)).any()
+
+
+@pytest.mark.parametrize("name", ["student_logits", "teacher_q", "action_mask", "game_id"])
+@pytest.mark.parametrize("layout", ["sparse_coo", "sparse_csr"])
+def test_op_sparse_inputs_name_the_argument(name, layout):
+    """A sparse input used to get the dispatcher's "Could not run ... with arguments from the 'SparseCPU'
+    backend"."""
+    args = dict(zip(("student_logits", "teacher_q", "action_mask", "game_id"), op_inputs()))
+    if layout == "sparse_csr" and args[name].dim() != 2:
+        pytest.skip("CSR tensors are 2-D")
+    args[name] = args[name].to_sparse() if layout == "sparse_coo" else args[name].to_sparse_csr()
+    with pytest.raises(TypeError, match=rf"masked_softmax_xent: {name} must be a dense \(strided\) tensor, got "
+                                        rf"layout torch.{layout}"):
+        ops.masked_softmax_xent(args["student_logits"], args["teacher_q"], args["action_mask"],
+                                game_id=args["game_id"])
+
+
 # -- checkpoints -------------------------------------------------------------------------------------------------
 def _expert_checkpoint(path, **edits):
     from actormimic_fast.files.checkpoint import save_checkpoint
@@ -604,7 +659,7 @@ def test_a_resumed_run_names_what_its_checkpoint_lacks(tmp_path, drop):
     from actormimic_fast.agents.dqn import DQNConfig, train_expert
     from actormimic_fast.files.checkpoint import load_checkpoint, save_checkpoint
 
-    cfg = DQNConfig(game="pong", frames=200, learning_starts=10**6, test_epoch_frames=0, out=str(tmp_path),
+    cfg = DQNConfig(game="pong", frames_per_game=200, learning_starts=10**6, test_epoch_frames=0, out=str(tmp_path),
                     device="cpu", progress=False, tensorboard=False)
     train_expert(cfg)
     payload = load_checkpoint(tmp_path / "checkpoint.pt")
@@ -613,7 +668,7 @@ def test_a_resumed_run_names_what_its_checkpoint_lacks(tmp_path, drop):
     payload.pop("format")
     save_checkpoint(tmp_path / "checkpoint.pt", payload, meta)
     with pytest.raises(ValueError, match=f"checkpoint '{tmp_path / 'checkpoint.pt'}' has no {drop!r}"):
-        train_expert(cfg.replace(frames=400), resume=True)
+        train_expert(cfg.replace(frames_per_game=400), resume=True)
 
 
 def test_other_loaders_name_the_file_and_key(tmp_path):
@@ -630,7 +685,7 @@ def test_other_loaders_name_the_file_and_key(tmp_path):
 
 
 # -- training ----------------------------------------------------------------------------------------------------
-TINY_RUN = dict(frames=1_600, replay_capacity=1_000, learning_starts=200, batch_size=8, test_epoch_frames=0,
+TINY_RUN = dict(frames_per_game=1_600, replay_capacity=1_000, learning_starts=200, batch_size=8, test_epoch_frames=0,
                 checkpoint_every=400, log_every=400, device="cpu", progress=False, tensorboard=False,
                 torch_threads=1)
 
@@ -654,8 +709,7 @@ def test_a_diverging_run_stops_with_a_clear_error_and_keeps_the_last_good_checkp
         folder = out / "breakout"
     elif trainer == "mdqn":
         run = lambda: train_multitask_dqn(MultitaskDQNConfig(games="pong,breakout", lr=math.inf, out=str(out),
-                                                             frames_per_game=1_600, **{k: v for k, v in TINY_RUN.items()
-                                                                                       if k != "frames"}))
+                                                             **TINY_RUN))
         folder = out
     else:
         torch.manual_seed(0)
@@ -703,7 +757,7 @@ def pong_run(tmp_path_factory):
     from actormimic_fast.agents.dqn import DQNConfig, train_expert
 
     folder = tmp_path_factory.mktemp("pong_run")
-    train_expert(DQNConfig(game="pong", frames=200, learning_starts=10**6, test_epoch_frames=0, out=str(folder),
+    train_expert(DQNConfig(game="pong", frames_per_game=200, learning_starts=10**6, test_epoch_frames=0, out=str(folder),
                            device="cpu", progress=False, tensorboard=False))
     return folder
 
@@ -750,3 +804,48 @@ def test_evaluate_user_errors_are_one_line(capsys, pong_run, argv, words):
 def test_evaluate_a_folder_says_where_the_checkpoint_is(capsys, pong_run):
     line = _cli_error(capsys, "evaluate", pong_run)
     assert "is a folder, not a checkpoint file" in line
+
+
+# issue 23: the last command lines that ended in a traceback
+def test_a_replay_too_small_for_the_env_rings_is_one_line(capsys, tmp_path, no_slow_setup):
+    line = _cli_error(capsys, "train-expert", "--game", "pong", "--out", tmp_path, "--device", "cpu",
+                      "--replay-capacity", 3, "--batch-size", 2)
+    assert "replay_capacity must be >= 5" in line and "got 3" in line, line
+
+
+def test_a_seed_out_of_range_is_one_line(capsys, tmp_path, no_slow_setup):
+    line = _cli_error(capsys, "train-expert", "--game", "pong", "--out", tmp_path, "--device", "cpu",
+                      "--seed", 2**64)
+    assert "seed must be in [0, 9223372036854775807]" in line and "got 18446744073709551616" in line, line
+
+
+def test_resuming_a_checkpoint_without_optimizer_state_is_one_line(capsys, pong_run, no_slow_setup):
+    from actormimic_fast.files.checkpoint import load_checkpoint, save_checkpoint
+
+    payload = load_checkpoint(pong_run / "checkpoint.pt")
+    del payload["optimizer"]
+    meta = payload.pop("meta")
+    payload.pop("format")
+    save_checkpoint(pong_run / "checkpoint.pt", payload, meta)
+    line = _cli_error(capsys, "train-expert", "--game", "pong", "--out", pong_run, "--resume", "--device", "cpu")
+    assert "--resume" in line and "checkpoint.pt' has no 'optimizer'" in line, line
+
+
+def test_evaluate_record_into_a_file_is_refused_before_the_episode(capsys, pong_run, tmp_path):
+    blocker = tmp_path / "a_file"
+    blocker.write_text("")
+    line = _cli_error(capsys, "evaluate", pong_run / "checkpoint.pt", "--record", blocker / "dir" / "x.gif")
+    assert "--record" in line and "a_file" in line, line
+
+
+def test_distill_an_expert_with_the_wrong_action_set_names_the_file(capsys, tmp_path, no_slow_setup):
+    expert = _expert_checkpoint(tmp_path / "wrong.pt", meta_actions=[0, 1, 2, 3, 4, 5])
+    line = _cli_error(capsys, "distill", "--experts", expert, "--out", tmp_path / "run", "--device", "cpu")
+    assert "--experts" in line and "wrong.pt" in line and "[0, 1, 2, 3, 4, 5]" in line, line
+
+
+def test_report_out_that_is_a_file_is_one_line(capsys, pong_run, tmp_path):
+    blocker = tmp_path / "a_file"
+    blocker.write_text("")
+    line = _cli_error(capsys, "report", pong_run, "--out", blocker)
+    assert "--out" in line and "a_file" in line, line

@@ -11,14 +11,14 @@ from actormimic_fast.agents.dqn import (load_expert, sync_target, td_loss, td_ta
                                         train_expert)
 from actormimic_fast.files.checkpoint import load_checkpoint
 from actormimic_fast.agents.dqn import DQNConfig
-from actormimic_fast.play.evaluation import evaluate
+from actormimic_fast.run.evaluation import evaluate
 from actormimic_fast.files.run_logs import read_csv
 from actormimic_fast.models.networks import build_network
 
 
 def tiny_config(tmp_path, **changes) -> DQNConfig:
     """A run of a few thousand frames: replay 5k, learning after 500 steps, test epochs of 400 frames."""
-    values = dict(game="pong", frames=6_000, replay_capacity=5_000, learning_starts=500, target_update=50,
+    values = dict(game="pong", frames_per_game=6_000, replay_capacity=5_000, learning_starts=500, target_update=50,
                   train_epoch_frames=3_000, test_epoch_frames=400, checkpoint_every=3_000, log_every=1_000,
                   epsilon_decay_frames=4_000, out=str(tmp_path / "run"), device="cpu", progress=False,
                   tensorboard=False, torch_threads=1)
@@ -80,7 +80,7 @@ def test_reward_clipping_hand_values():
 
 def test_config_parses_sizes_and_rejects_bad_values(tmp_path):
     cfg = DQNConfig.from_dict({"frames": "10M", "learning_starts": "50k", "double_dqn": "true"})
-    assert (cfg.frames, cfg.learning_starts, cfg.double_dqn) == (10_000_000, 50_000, True)
+    assert (cfg.frames_per_game, cfg.learning_starts, cfg.double_dqn) == (10_000_000, 50_000, True)
     with pytest.raises(ValueError, match="frames must be a count like 10M or 250k, got 'lots'"):
         DQNConfig.from_dict({"frames": "lots"})
     with pytest.raises(ValueError, match="lr must be > 0, got -1.0"):
@@ -92,7 +92,7 @@ def test_config_parses_sizes_and_rejects_bad_values(tmp_path):
     path = tmp_path / "c.toml"
     path.write_text('[expert]\ngame = "boxing"\nframes = "250k"\nn_step = 3\n')
     cfg = DQNConfig.from_toml(path, {"n_step": "5"})
-    assert (cfg.game, cfg.frames, cfg.n_step) == ("boxing", 250_000, 5)
+    assert (cfg.game, cfg.frames_per_game, cfg.n_step) == ("boxing", 250_000, 5)
     with pytest.raises(FileNotFoundError, match="does not exist"):
         DQNConfig.from_toml(tmp_path / "missing.toml")
     path.write_text("frames = [")
@@ -164,7 +164,7 @@ def test_training_run_checkpoint_round_trip_and_wrong_game(tmp_path):
 
 
 def test_double_dqn_adam_nstep_and_several_envs_keep_the_update_ratio(tmp_path):
-    cfg = tiny_config(tmp_path, frames=4_000, num_envs=4, double_dqn=True, optimizer="adam", n_step=3,
+    cfg = tiny_config(tmp_path, frames_per_game=4_000, envs_per_game=4, double_dqn=True, optimizer="adam", n_step=3,
                       test_epoch_frames=0, save_replay=True)
     summary = train_expert(cfg)
     assert summary["agent_steps"] == 1_000 and summary["frames"] == 4_000
@@ -172,6 +172,6 @@ def test_double_dqn_adam_nstep_and_several_envs_keep_the_update_ratio(tmp_path):
     assert summary["updates"] == (1_000 - 500 + 4) // 4
     payload = load_checkpoint(summary["checkpoint"])
     assert payload["replay"]["frames"].shape[0] > 0
-    resumed = train_expert(cfg.replace(frames=4_800), resume=True)   # restores the replay: no refill
+    resumed = train_expert(cfg.replace(frames_per_game=4_800), resume=True)   # restores the replay: no refill
     assert resumed["frames"] == 4_800 and resumed["resumes"] == 1
     assert resumed["updates"] == summary["updates"] + 200 // 4

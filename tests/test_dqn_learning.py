@@ -19,7 +19,7 @@ import pytest
 
 from actormimic_fast.agents.dqn import train_expert
 from actormimic_fast.agents.dqn import DQNConfig
-from actormimic_fast.play.evaluation import evaluate
+from actormimic_fast.run.evaluation import evaluate
 from actormimic_fast.run.counts import parse_count
 
 
@@ -27,7 +27,7 @@ from actormimic_fast.run.counts import parse_count
 def test_boxing_expert_beats_random_play(tmp_path):
     frames = parse_count(os.environ.get("ACTORMIMIC_LEARN_FRAMES", "1500k"), "ACTORMIMIC_LEARN_FRAMES")
     optimizer = os.environ.get("ACTORMIMIC_LEARN_OPTIMIZER", "adam")
-    cfg = DQNConfig(game="boxing", frames=frames, num_envs=4, replay_capacity=100_000, learning_starts=10_000,
+    cfg = DQNConfig(game="boxing", frames_per_game=frames, envs_per_game=4, replay_capacity=100_000, learning_starts=10_000,
                     target_update=2_000, epsilon_decay_frames=250_000, train_epoch_frames=250_000,
                     test_epoch_frames=25_000, checkpoint_every=250_000, out=str(tmp_path / "boxing"),
                     optimizer=optimizer, lr=1e-4 if optimizer == "adam" else 2.5e-4,

@@ -15,15 +15,15 @@ import torch
 from actormimic_fast.agents.distill import load_experts
 from actormimic_fast.agents.dqn import DQNConfig, load_expert, train_expert, train_experts
 from actormimic_fast.files.checkpoint import load_checkpoint
-from actormimic_fast.play.evaluation import evaluate, greedy_act
+from actormimic_fast.run.evaluation import evaluate, greedy_act
 from actormimic_fast.files.run_info import read_run_info
 from actormimic_fast.files.run_logs import read_csv
 from cli_runner import ROOT, run_cli
 from test_run_loop import TIMING_COLUMNS, _flatten
 
-SHORT = dict(frames=1_600, replay_capacity=2_000, learning_starts=100, batch_size=8, target_update=20,
+SHORT = dict(frames_per_game=1_600, replay_capacity=2_000, learning_starts=100, batch_size=8, target_update=20,
              test_epoch_frames=400, train_epoch_frames=800, checkpoint_every=800, log_every=400,
-             epsilon_decay_frames=800, epsilon_end=0.5, num_envs=2, device="cpu", progress=False,
+             epsilon_decay_frames=800, epsilon_end=0.5, envs_per_game=2, device="cpu", progress=False,
              tensorboard=False, torch_threads=1, lockstep=True)
 
 
@@ -68,7 +68,7 @@ def test_games_trained_together_are_the_games_trained_alone(tmp_path):
 
 def test_games_of_3_to_18_actions_in_one_run_give_checkpoints_that_load_alone(tmp_path):
     games = {"skiing": 3, "breakout": 4, "pong": 6, "boxing": 18}
-    cfg = DQNConfig(out=str(tmp_path), **{**SHORT, "frames": 800, "learning_starts": 40, "test_epoch_frames": 0})
+    cfg = DQNConfig(out=str(tmp_path), **{**SHORT, "frames_per_game": 800, "learning_starts": 40, "test_epoch_frames": 0})
     summaries = train_experts(cfg, list(games))
     assert set(summaries) == set(games)
     for game, num_actions in games.items():
@@ -87,15 +87,15 @@ def test_games_of_3_to_18_actions_in_one_run_give_checkpoints_that_load_alone(tm
 
 
 def test_a_together_run_resumes_every_game_and_refuses_a_partial_set(tmp_path):
-    cfg = DQNConfig(out=str(tmp_path), **{**SHORT, "frames": 800, "learning_starts": 40})
+    cfg = DQNConfig(out=str(tmp_path), **{**SHORT, "frames_per_game": 800, "learning_starts": 40})
     first = train_experts(cfg, ["breakout", "pong"])
-    resumed = train_experts(cfg.replace(frames=1_200), ["breakout", "pong"], resume=True)
+    resumed = train_experts(cfg.replace(frames_per_game=1_200), ["breakout", "pong"], resume=True)
     for game in ("breakout", "pong"):
         assert resumed[game]["frames"] == 1_200 and resumed[game]["resumes"] == 1
         assert resumed[game]["updates"] > first[game]["updates"]
         assert load_checkpoint(tmp_path / game / "checkpoint.pt")["counters"]["frames"] == 1_200
     with pytest.raises(ValueError, match=r"checkpoints exist in .*breakout.* but not in .*boxing"):
-        train_experts(cfg.replace(frames=1_600), ["breakout", "boxing"], resume=True)
+        train_experts(cfg.replace(frames_per_game=1_600), ["breakout", "boxing"], resume=True)
     with pytest.raises(ValueError, match="games must be distinct"):
         train_experts(cfg, ["pong", "Pong"])
 

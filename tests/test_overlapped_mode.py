@@ -27,7 +27,7 @@ NUM_ENVS = 4
 
 
 def config(tmp_path, **changes) -> DQNConfig:
-    values = dict(game="pong", frames=4_000, num_envs=NUM_ENVS, replay_capacity=4_000, learning_starts=200,
+    values = dict(game="pong", frames_per_game=4_000, envs_per_game=NUM_ENVS, replay_capacity=4_000, learning_starts=200,
                   target_update=50, test_epoch_frames=0, checkpoint_every=1_000, log_every=400, lockstep=False,
                   out=str(tmp_path / "run"), device="cpu", progress=False, tensorboard=False, torch_threads=1)
     values.update(changes)
@@ -42,11 +42,11 @@ def test_the_replay_ratio_stays_within_the_bound_at_every_log_row_and_ends_exact
     cfg = config(tmp_path)
     summary = train_expert(cfg)
     # The same counters as a lockstep run of the same budget: every update earned is run before the end.
-    steps = cfg.frames // 4
+    steps = cfg.frames_per_game // 4
     first = -(-cfg.learning_starts // NUM_ENVS) * NUM_ENVS      # agent steps when learning starts
     assert summary["updates"] == (steps - first + NUM_ENVS) // cfg.update_every
     rows = read_csv(tmp_path / "run" / "progress.csv")
-    assert len(rows) == cfg.frames // cfg.log_every
+    assert len(rows) == cfg.frames_per_game // cfg.log_every
     for row in rows:
         agent_steps = int(row["frames"]) // 4
         earned = max(0, agent_steps - first + NUM_ENVS) / cfg.update_every if agent_steps >= first else 0
@@ -65,7 +65,7 @@ def test_the_learner_never_samples_before_every_game_can_serve_a_batch(tmp_path,
         return original(self, replay, out)
 
     monkeypatch.setattr(dqn.ExpertDQN, "sample", checked)
-    cfg = config(tmp_path, frames=2_400, batch_size=32, learning_starts=0)
+    cfg = config(tmp_path, frames_per_game=2_400, batch_size=32, learning_starts=0)
     train_expert(cfg)
     assert seen and min(seen) >= cfg.batch_size
 
@@ -82,7 +82,7 @@ def test_an_error_in_the_learner_thread_stops_the_run_and_keeps_the_last_checkpo
     monkeypatch.setattr(dqn.ExpertDQN, "update", failing)
     start = time.perf_counter()
     with pytest.raises(LearnerFailed, match="injected in the learner") as info:
-        train_expert(config(tmp_path, frames=40_000))
+        train_expert(config(tmp_path, frames_per_game=40_000))
     assert isinstance(info.value.__cause__, FloatingPointError)
     assert time.perf_counter() - start < 120 and not learner_threads()
     payload = load_checkpoint(tmp_path / "run" / "checkpoint.pt")     # the last one written is intact
@@ -100,7 +100,7 @@ def test_an_error_in_the_actor_stops_the_learner_thread(tmp_path, monkeypatch):
 
     monkeypatch.setattr(dqn.ExpertDQN, "act", failing)
     with pytest.raises(KeyError, match="injected in the actor"):
-        train_expert(config(tmp_path, frames=40_000))
+        train_expert(config(tmp_path, frames_per_game=40_000))
     assert not learner_threads()
 
 

@@ -16,7 +16,7 @@ from actormimic_fast.files.checkpoint import load_checkpoint, save_checkpoint
 from actormimic_fast.cli import main
 from actormimic_fast.agents.dqn import DQNConfig
 from actormimic_fast.agents.transfer import TransferConfig
-from actormimic_fast.play.evaluation import greedy_act, masked_greedy_act
+from actormimic_fast.run.evaluation import greedy_act, masked_greedy_act
 from actormimic_fast.files.run_info import read_run_info
 from actormimic_fast.files.run_logs import read_csv
 from actormimic_fast.models.networks import build_network
@@ -132,7 +132,7 @@ def test_run_from_amn_acts_as_the_masked_amn_until_learning_starts(tmp_path, mon
     amn = make_amn(tmp_path / "amn.pt", beta=0.01, illegal_bias=1e3)
     monkeypatch.setattr(run_context, "MultiGameEnvPool", RecordingPool)   # the pool every trainer makes
     monkeypatch.setattr(RecordingPool, "sent", [])
-    cfg = TransferConfig(game="breakout", init=str(tmp_path / "amn.pt"), frames=1_600, epsilon_start=0.0,
+    cfg = TransferConfig(game="breakout", init=str(tmp_path / "amn.pt"), frames_per_game=1_600, epsilon_start=0.0,
                          epsilon_end=0.0, out=str(tmp_path / "run"), **{**TINY, "target_update": 10_000})
     summary = train_transfer(cfg)
     assert summary["init"] == "amn-feature" and summary["frames"] == 1_600 and summary["updates"] == 50
@@ -162,7 +162,7 @@ def test_run_from_amn_acts_as_the_masked_amn_until_learning_starts(tmp_path, mon
 
 
 def test_initial_weights_never_replace_a_resumed_checkpoint(tmp_path):
-    cfg = DQNConfig(game="breakout", frames=1_200, out=str(tmp_path / "run"), **TINY)
+    cfg = DQNConfig(game="breakout", frames_per_game=1_200, out=str(tmp_path / "run"), **TINY)
     first, second = build_network("nature", 4).state_dict(), build_network("nature", 4).state_dict()
     run_info = {"kind": "transfer", "init": "amn-policy", "source": "a.pt", "output": "masked"}
     train_expert(cfg, initial_online=first, run_info=run_info)

@@ -39,24 +39,23 @@ import torch.distributed as dist
 from torch import nn
 
 from ..native import ops
-from ..files.checkpoint import RESUME_KEYS, load_checkpoint, meta_value, restore
-from ..play.evaluation import evaluate
+from ..files.checkpoint import RESUME_KEYS, check_actions, load_checkpoint, meta_value, restore
+from ..run.evaluation import test_epoch_results
 from ..native.games import NUM_ACTIONS, canonical_name
 from ..models.networks import ARCHITECTURES, StackedNetworks, build_network, scale_frames
-from ..models.optimizers import make_optimizer
 from ..native.replay import ReplayMemory, TransitionBatch
 from ..run.acting import epsilon_greedy, masked_argmax
 from ..run.context import RunContext
-from ..run.loop import RunLoop, RunOutput, Schedule, TestRow, test_seed
-from ..run.settings import (ComputeSettings, EnvSettings, EvaluationSettings, GameList, OutputSettings,
-                            setting as _f, split_names)
+from ..run.loop import RunLoop, RunOutput, TestRow, make_schedule
+from ..run.settings import (ComputeSettings, EnvSettings, EvaluationSettings, GameList, OptimizerSettings,
+                            OutputSettings, setting as _f, split_names)
 from ..run.state import restore_rng, rng_state
-from .dqn import check_actions, load_expert
+from .dqn import load_expert
 
 
 # -- settings ---------------------------------------------------------------------------------------
 @dataclass
-class DistillConfig(GameList, OutputSettings, EvaluationSettings, ComputeSettings, EnvSettings):
+class DistillConfig(GameList, OutputSettings, EvaluationSettings, ComputeSettings, OptimizerSettings, EnvSettings):
     """Every setting of an Actor-Mimic run; defaults follow the paper (SPEC section 2; values of the authors'
     code noted).
 
@@ -89,11 +88,8 @@ class DistillConfig(GameList, OutputSettings, EvaluationSettings, ComputeSetting
     per_game: int = _f(8, "minibatch rows per game (a minibatch holds per_game x games rows)", low=1)
     update_every: int = _f(4, "steps per gradient update (a step = every env stepped once)", low=1)
     learning_starts: int = _f(10_000, "steps before the first update", count=True, low=0)
-    optimizer: str = _f("adam", "adam (the paper: torch.optim.Adam) or authors_adam (the authors' code: "
-                        "beta1 = beta2 = 0.95, eps 0.01 inside the sqrt, no bias correction)",
-                        choices=("adam", "authors_adam"))
-    lr: float = _f(2.5e-4, "learning rate (the authors' code: 2.5e-4)", above=0)
-    adam_eps: float = _f(1e-8, "torch Adam epsilon (used with optimizer=adam)", above=0)
+    optimizer: str = OptimizerSettings.with_default("optimizer", "adam")     # the paper: torch.optim.Adam
+    adam_eps: float = OptimizerSettings.with_default("adam_eps", 1e-8)       # torch's default
     test_experts: bool = _f(True, "also test every expert once (first test epoch, same budget): test.csv rows "
                             "with policy=expert")
     out: str = _f("runs/amn", "output folder: checkpoint.pt, CSV files, run.json, TensorBoard events")
@@ -277,8 +273,7 @@ class ActorMimic:
         self.amn = build_network(cfg.architecture, NUM_ACTIONS)
         self.student = Student(self.amn, games, self.teacher.feature_dim, feature_regression=cfg.beta > 0).to(device)
         self.online = self.amn
-        self.optimizer = make_optimizer(cfg.optimizer, self.student.parameters(), lr=cfg.lr, adam_eps=cfg.adam_eps,
-                                        capturable=device.type == "cuda")
+        self.optimizer = cfg.make_optimizer(self.student.parameters(), capturable=device.type == "cuda")
         self.rng = np.random.default_rng([cfg.seed, run.process.rank, run.segment])
         self.lead = run.lead
         self.trained: nn.Module = self.student
@@ -369,9 +364,7 @@ class ActorMimic:
     def _test(self, act, policy: str, epoch: int, agree: np.ndarray | None = None,
               seen: np.ndarray | None = None) -> tuple[list[TestRow], dict]:
         cfg = self.cfg
-        results = evaluate(act, self.games, frames_per_game=cfg.test_epoch_frames, epsilon=cfg.test_epsilon,
-                           envs_per_game=cfg.test_envs, seed=test_seed(cfg.seed, epoch), noop_max=cfg.noop_max,
-                           frame_skip=cfg.frame_skip, max_episode_frames=cfg.max_episode_frames)
+        results = test_epoch_results(act, self.games, cfg, epoch)
         rows, summary = [], {}
         for g, game in enumerate(self.games):
             r = results[game]
@@ -450,13 +443,9 @@ def distill(cfg: DistillConfig, resume: bool = False, *, experts: Experts | None
             if run.payload is not None:
                 check_actions(run.out_dir, run.payload, algo.meta)
                 algo.load_checkpoint(run.payload, run.checkpoint_path)
-            schedule = Schedule(frames_per_game=cfg.frames_per_game, frame_skip=cfg.frame_skip, num_games=len(games),
-                                learning_starts=cfg.learning_starts * num_envs,
-                                agent_steps_per_update=cfg.update_every * len(games),
-                                rows_per_game=cfg.per_game,
-                                refill_transitions=min(cfg.learning_starts * cfg.envs_per_game, cfg.replay_capacity),
-                                train_epoch_frames=cfg.train_epoch_frames, test_epoch_frames=cfg.test_epoch_frames,
-                                log_every=cfg.log_every, checkpoint_every=cfg.checkpoint_every, world=world)
+            schedule = make_schedule(cfg, len(games), rows_per_game=cfg.per_game,
+                                     replay_capacity_per_game=cfg.replay_capacity, learning_starts_unit="steps",
+                                     world=world)
             return RunLoop(run, algo, pool, replay, schedule).run()[0]
     finally:
         if created_group:

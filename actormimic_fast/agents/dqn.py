@@ -1,10 +1,10 @@
 """Expert DQN (Mnih et al. 2015) on the C++ pool and replay: the algorithm, top to bottom.
 
-    summary = train_expert(DQNConfig(game="pong", frames=10_000_000, out="runs/pong"))
+    summary = train_expert(DQNConfig(game="pong", frames_per_game=10_000_000, out="runs/pong"))
 
 What makes it DQN is here: the config, the network, the epsilon-greedy act step, the TD target and loss,
 the update and the target sync. The run loop (actormimic_fast/run/) decides when each runs: one
-gradient update per ``update_every`` agent steps summed over envs, whatever ``num_envs`` is, and test
+gradient update per ``update_every`` agent steps summed over envs, whatever ``envs_per_game`` is, and test
 epochs, progress rows and checkpoints at their frame marks.
 
 The network's outputs index the game's minimal action set; ``legal_actions[i]`` is the full-set action
@@ -25,15 +25,14 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..files.checkpoint import CHECKPOINT_NAME, RESUME_KEYS, load_checkpoint, meta_value, restore
-from ..play.evaluation import evaluate
+from ..files.checkpoint import CHECKPOINT_NAME, RESUME_KEYS, check_actions, load_checkpoint, meta_value, restore
+from ..run.evaluation import test_epoch_results
 from ..native.games import canonical_name
 from ..models.networks import ARCHITECTURES, SeparateNetworks, StackedNetworks, build_network
-from ..models.optimizers import make_optimizer
 from ..native.replay import TransitionBatch
 from ..run.acting import epsilon_at, epsilon_greedy, masked_argmax
 from ..run.context import RunContext
-from ..run.loop import RunLoop, RunOutput, Schedule, TestRow, test_seed
+from ..run.loop import RunLoop, RunOutput, TestRow, make_schedule
 from ..run.per_game_replays import PerGameReplays
 from ..run.settings import (ComputeSettings, EnvSettings, EvaluationSettings, OutputSettings, QLearningSettings,
                             setting as _f)
@@ -45,25 +44,33 @@ from ..run.state import restore_rng, rng_state
 class DQNConfig(OutputSettings, EvaluationSettings, ComputeSettings, QLearningSettings, EnvSettings):
     """Every setting of an expert DQN run; defaults are the faithful preset (SPEC section 1).
 
-    Units: ``frames`` are emulator frames, as in the Actor-Mimic paper (one agent step is ``frame_skip``
+    Units: ``frames_per_game`` counts emulator frames, as in the Actor-Mimic paper (one agent step is ``frame_skip``
     = 4 frames); ``learning_starts`` and ``update_every`` count agent steps, ``target_update`` updates.
     DeepMind's Lua code annealed epsilon over 1M *agent steps*: set ``epsilon_decay_frames = 4M`` to match.
     """
 
     game: str = _f("pong", "game to train on (ale-py ROM id, e.g. pong, space_invaders)")
-    frames: int = _f(10_000_000, "training length in emulator frames (agent steps x frame_skip)", count=True, low=1)
-    num_envs: int = _f(1, "envs of the game stepped by the pool; updates per agent step stay 1/update_every", low=1)
+    frames_per_game: int = _f(10_000_000, "training length in emulator frames (agent steps x frame_skip)", count=True,
+                              low=1)
+    envs_per_game: int = _f(1, "envs of the game stepped by the pool; updates per agent step stay 1/update_every",
+                            low=1)
     architecture: str = _f("nature", "network: nature (Mnih et al. 2015) or large (appendix D)",
                            choices=ARCHITECTURES)
     replay_capacity: int = _f(1_000_000, "replay memory size in transitions", count=True, low=1)
     out: str = _f("runs/expert", "output folder: checkpoints, CSV files, TensorBoard events")
 
     TOML_TABLE = "expert"
+    RENAMED = {"frames": "frames_per_game", "num_envs": "envs_per_game"}    # their names until issue 23
     CHECKPOINT_KINDS = ("expert",)
 
     def validate(self) -> None:
         super().validate()
         self.need(self.batch_size <= self.replay_capacity, "batch_size", f"<= replay_capacity ({self.replay_capacity})")
+        # each env of a game keeps a ring of stack + n_step records in its game's replay (the pool stacks 4 frames)
+        ring = 4 + self.n_step
+        self.need(self.replay_capacity >= self.envs_per_game * ring, "replay_capacity",
+                  f">= {self.envs_per_game * ring} (each of the {self.envs_per_game} envs of a game needs a ring of "
+                  f"stack + n_step = {ring} records)")
 
 
 # -- the pieces of the algorithm (pure functions, tested against hand-computed values) -------------------
@@ -125,9 +132,7 @@ class QLearning:
         self.cfg, self.device = cfg, device
         self.online = online.to(device)
         self.target = copy.deepcopy(self.online).requires_grad_(False)
-        self.optimizer = make_optimizer(cfg.optimizer, self.online.parameters(), lr=cfg.lr,
-                                        rmsprop_momentum=cfg.rmsprop_momentum, rmsprop_eps=cfg.rmsprop_eps,
-                                        adam_eps=cfg.adam_eps, capturable=device.type == "cuda")
+        self.optimizer = cfg.make_optimizer(self.online.parameters(), capturable=device.type == "cuda")
         self.reward_clip = cfg.reward_clip or None
         # no weight cache: a cached cast would outlive the weights it was made from in a replayed graph
         self.autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=cfg.amp, cache_enabled=False)
@@ -285,9 +290,7 @@ class ExpertDQN(QLearning):
             q = self.q_rows(self.online, obs.to(self.device, non_blocking=True))
             return table[game_ids, masked_argmax(q, masks).cpu()].numpy()
 
-        results = evaluate(act, self.games, frames_per_game=cfg.test_epoch_frames, epsilon=cfg.test_epsilon,
-                           envs_per_game=cfg.test_envs, seed=test_seed(cfg.seed, epoch), noop_max=cfg.noop_max,
-                           frame_skip=cfg.frame_skip, max_episode_frames=cfg.max_episode_frames)
+        results = test_epoch_results(act, self.games, cfg, epoch)
         self.online.train()
         rows = [TestRow("dqn", results[game]) for game in self.games]
         summary = {game: {"epoch": epoch, "mean": r.mean, "max": r.max, "episodes": r.episodes}
@@ -394,36 +397,23 @@ def _train(games: list[str], cfg: DQNConfig, folders: list[Path], resume: bool,
            initial_online: Mapping[str, torch.Tensor] | None, run_info: Mapping[str, Any] | None) -> list[dict]:
     run_info = dict(run_info) if run_info is not None else {"kind": "expert"}
     expects = [{"kind": "expert", "game": game, "architecture": cfg.architecture} for game in games]
-    run = RunContext.start(cfg, expect=expects, resume=resume, num_envs=cfg.num_envs * len(games), folders=folders,
-                           require=RESUME_KEYS + ("target",))
+    run = RunContext.start(cfg, expect=expects, resume=resume, num_envs=cfg.envs_per_game * len(games),
+                           folders=folders, require=RESUME_KEYS + ("target",))
     for folder, payload in zip(folders, run.payloads or []):
         started_as = payload["meta"].get("run", {"kind": "expert"})   # checkpoints older than meta["run"]
         if started_as != run_info:
             raise ValueError(f"checkpoint {str(folder / 'checkpoint.pt')!r} was made for run={started_as!r}, "
                              f"not run={run_info!r}")
-    with run.make_pool(games, envs_per_game=cfg.num_envs) as pool:
+    with run.make_pool(games, envs_per_game=cfg.envs_per_game) as pool:
         legal_actions = [pool.legal_actions(g) for g in range(len(games))]   # output i -> full action legal[i]
         replays = PerGameReplays(pool, cfg.replay_capacity, [cfg.seed + run.segment] * len(games), n_step=cfg.n_step,
                                  gamma=cfg.gamma, life_loss_terminal=cfg.life_loss_terminal)
-        algo = ExpertDQN(cfg, games, legal_actions, cfg.num_envs, run.device, replays, folders, run_info,
+        algo = ExpertDQN(cfg, games, legal_actions, cfg.envs_per_game, run.device, replays, folders, run_info,
                          initial_online if run.payloads is None else None)
         if run.payloads is not None:
             for o, payload in enumerate(run.payloads):
                 check_actions(run.folders[o], payload, algo.checkpoint(o)[1])
             algo.load_checkpoints(run.payloads, [f / CHECKPOINT_NAME for f in run.folders])
-        schedule = Schedule(frames_per_game=cfg.frames, frame_skip=cfg.frame_skip, num_games=len(games),
-                            learning_starts=cfg.learning_starts * len(games),
-                            agent_steps_per_update=cfg.update_every * len(games),
-                            rows_per_game=cfg.batch_size,
-                            refill_transitions=min(cfg.learning_starts, cfg.replay_capacity),
-                            train_epoch_frames=cfg.train_epoch_frames, test_epoch_frames=cfg.test_epoch_frames,
-                            log_every=cfg.log_every, checkpoint_every=cfg.checkpoint_every)
+        schedule = make_schedule(cfg, len(games), rows_per_game=cfg.batch_size,
+                                 replay_capacity_per_game=cfg.replay_capacity)
         return RunLoop(run, algo, pool, replays, schedule).run()
-
-
-def check_actions(folder: Path, payload: dict, meta: dict) -> None:
-    """A resumed checkpoint must be for the action sets the pool has now."""
-    saved = meta_value(folder / CHECKPOINT_NAME, payload["meta"], "actions")
-    if saved != meta["actions"]:
-        raise ValueError(f"checkpoint {str(folder / 'checkpoint.pt')!r} has actions {saved}, "
-                         f"the games' legal actions are {meta['actions']}")

@@ -34,18 +34,18 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..files.checkpoint import RESUME_KEYS, load_checkpoint, meta_value, restore
-from ..play.evaluation import evaluate, masked_greedy_act
+from ..files.checkpoint import RESUME_KEYS, check_actions, load_checkpoint, meta_value, restore
+from ..run.evaluation import masked_greedy_act, test_epoch_results
 from ..native.games import NUM_ACTIONS, PAPER_MULTITASK_GAMES, canonical_name
 from ..models.networks import MultiHeadDQN, build_network
 from ..native.replay import ReplayMemory, TransitionBatch
 from ..run.acting import epsilon_greedy, masked_argmax
 from ..run.context import RunContext
-from ..run.loop import RunLoop, RunOutput, Schedule, TestRow, test_seed
+from ..run.loop import RunLoop, RunOutput, TestRow, make_schedule
 from ..run.settings import (ComputeSettings, EnvSettings, EvaluationSettings, OutputSettings, QLearningSettings,
                             GameList, setting as _f)
 from ..run.state import restore_rng, rng_state
-from .dqn import QLearning, check_actions
+from .dqn import QLearning
 
 VARIANTS = ("mdqn", "mcdqn")
 
@@ -197,9 +197,7 @@ class MultitaskDQN(QLearning):
         self.online.eval()
         act = masked_greedy_act(self.online, self.action_masks, self.device,
                                 forward=lambda obs, ids: q_values(self.online, obs, ids))
-        results = evaluate(act, self.games, frames_per_game=cfg.test_epoch_frames, epsilon=cfg.test_epsilon,
-                           envs_per_game=cfg.test_envs, seed=test_seed(cfg.seed, epoch), noop_max=cfg.noop_max,
-                           frame_skip=cfg.frame_skip, max_episode_frames=cfg.max_episode_frames)
+        results = test_epoch_results(act, self.games, cfg, epoch)
         self.online.train()
         summary = {game: {"mean": r.mean, "max": r.max, "episodes": r.episodes} for game, r in results.items()}
         return [TestRow(cfg.variant, r) for r in results.values()], {"epoch": epoch, "games": summary}
@@ -239,13 +237,8 @@ def train_multitask_dqn(cfg: MultitaskDQNConfig, resume: bool = False) -> dict:
         if run.payload is not None:
             check_actions(run.out_dir, run.payload, algo.checkpoint(0)[1])
             algo.load_checkpoint(run.payload, run.checkpoint_path)
-        schedule = Schedule(frames_per_game=cfg.frames_per_game, frame_skip=cfg.frame_skip, num_games=num_games,
-                            learning_starts=cfg.learning_starts * num_games,
-                            agent_steps_per_update=cfg.update_every,
-                            rows_per_game=math.ceil(cfg.batch_size / num_games),
-                            refill_transitions=min(cfg.learning_starts, capacity_per_game),
-                            train_epoch_frames=cfg.train_epoch_frames, test_epoch_frames=cfg.test_epoch_frames,
-                            log_every=cfg.log_every, checkpoint_every=cfg.checkpoint_every)
+        schedule = make_schedule(cfg, num_games, rows_per_game=math.ceil(cfg.batch_size / num_games),
+                                 replay_capacity_per_game=capacity_per_game, update_every_unit="agent_steps")
         loop = RunLoop(run, algo, pool, replay, schedule)
         summary = loop.run()[0]
     summary["recent_return"] = {game: float(np.mean(r)) if r else math.nan

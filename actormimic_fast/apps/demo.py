@@ -49,7 +49,7 @@ def expert_config(game: str, budget: DemoBudget, out: Path, progress: bool):
     Adam (lr 1e-4, as CleanRL) instead of RMSProp because it learns faster in a short run."""
     from ..agents.dqn import DQNConfig
 
-    return DQNConfig(game=game, frames=budget.expert_frames, num_envs=4, replay_capacity=50_000,
+    return DQNConfig(game=game, frames_per_game=budget.expert_frames, envs_per_game=4, replay_capacity=50_000,
                      learning_starts=budget.expert_learning_starts, target_update=1_000,
                      epsilon_decay_frames=budget.expert_frames // 2, optimizer="adam", lr=1e-4,
                      train_epoch_frames=budget.expert_frames, test_epoch_frames=0, log_every=budget.expert_frames // 20,

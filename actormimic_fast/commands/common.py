@@ -44,19 +44,32 @@ def add_settings_options(parser: argparse.ArgumentParser, settings_cls, title: s
     """
     group = parser.add_argument_group(title)
     fields = settings_cls.field_help()
+    old_spellings = {name: [old for old, new in settings_cls.RENAMED.items() if new == name] for name in fields}
     own = [name for name in vars(settings_cls).get("__annotations__", {}) if name in fields]
     for name in own + [name for name in fields if name not in own]:   # the command's own settings first
         info = fields[name]
-        flag = "--" + name.replace("_", "-")
+        flags = ["--" + n.replace("_", "-") for n in (name, *old_spellings[name])]
         default = info["default"]
         shown = format_count(default) if info["count"] else ("auto" if default is None else default)
         help_text = f"{info['help']} (default: {shown})"
         if info["type"] in ("bool", "bool | None"):
-            group.add_argument(flag, dest=name, action=argparse.BooleanOptionalAction, default=argparse.SUPPRESS,
+            group.add_argument(*flags, dest=name, action=argparse.BooleanOptionalAction, default=argparse.SUPPRESS,
                                help=help_text)
         else:
-            group.add_argument(flag, dest=name, default=argparse.SUPPRESS, choices=info["choices"],
-                               metavar=None if info["choices"] else info["type"].upper(), help=help_text)
+            group.add_argument(*flags, dest=name, default=argparse.SUPPRESS, choices=info["choices"],
+                               action=_StoreSpelling, metavar=None if info["choices"] else info["type"].upper(),
+                               help=help_text)
+
+
+class _StoreSpelling(argparse.Action):
+    """store, remembering in ``args.spellings`` the name an old spelling (Settings.RENAMED) gave the value,
+    so that a bad value is reported under the name the user typed."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        setattr(namespace, self.dest, values)
+        spellings = getattr(namespace, "spellings", {})
+        spellings[self.dest] = option_string.lstrip("-").replace("-", "_")
+        namespace.spellings = spellings
 
 
 def add_training_command(subparsers, name: str, *, help: str, description: str, settings_cls, settings_title: str,
@@ -86,7 +99,8 @@ def layered_settings(args: argparse.Namespace, settings_cls, fixed: dict | None 
 
     fields = settings_cls.field_help()
     values = dict(settings_cls.toml_values(args.config)) if args.config else {}
-    values.update({k: v for k, v in vars(args).items() if k in fields})
+    spellings = getattr(args, "spellings", {})
+    values.update({spellings.get(k, k): v for k, v in vars(args).items() if k in fields})
     values.update(fixed or {})
     checkpoint = Path(str(values.get("out", fields["out"]["default"]))) / CHECKPOINT_NAME
     saved = {}
@@ -104,8 +118,9 @@ def layered_settings(args: argparse.Namespace, settings_cls, fixed: dict | None 
 def preflight(cfg, resume: bool, expect: dict[str, dict] | None = None) -> None:
     """The checks a training command makes before any slow set-up, each a ValueError naming its option:
     the device is usable, every run folder can be written, and (with --resume) each folder's checkpoint is
-    for this run (expect: folder -> the meta keys its checkpoint must have)."""
-    from ..files.checkpoint import CHECKPOINT_NAME, load_checkpoint
+    for this run (expect: folder -> the meta keys its checkpoint must have) and holds what every resumed
+    run reads (RESUME_KEYS: the weights, the optimizer state, the counters, the RNG states, the config)."""
+    from ..files.checkpoint import CHECKPOINT_NAME, RESUME_KEYS, load_checkpoint
     from ..run.context import resolve_device
 
     try:
@@ -116,7 +131,10 @@ def preflight(cfg, resume: bool, expect: dict[str, dict] | None = None) -> None:
         writable_folder(Path(folder), "--out")
         checkpoint = Path(folder) / CHECKPOINT_NAME
         if resume and expect and checkpoint.exists():
-            load_checkpoint(checkpoint, expect=expect[folder], mmap=True)
+            try:
+                load_checkpoint(checkpoint, expect=expect[folder], require=RESUME_KEYS, mmap=True)
+            except ValueError as exc:
+                raise ValueError(f"--resume: {exc}") from None
 
 
 def writable_folder(folder: Path, option: str) -> None:

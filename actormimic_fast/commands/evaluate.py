@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import argparse
 import json
+from pathlib import Path
 
 from ..run.counts import parse_count
-from .common import add_video_options, check_video_options, jsonable
+from .common import add_video_options, check_video_options, jsonable, writable_folder
 
 NAME = "evaluate"
 
@@ -34,7 +35,7 @@ def register(subparsers) -> None:
 def run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     from ..agents.dqn import load_expert
     from ..native.pool import MultiGameEnvPool
-    from ..play.evaluation import evaluate, greedy_act
+    from ..run.evaluation import evaluate, greedy_act
     from ..run.context import resolve_device
     from ..play.video import PoolVideo, check_video_path
 
@@ -55,6 +56,7 @@ def run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         check_video_options(args)
         if args.record:
             check_video_path(args.record, "--record")
+            writable_folder(Path(args.record).parent, "--record")   # made now, not at the episode's first frame
         network, meta = load_expert(args.checkpoint, device=args.device)
         # The pool evaluate() would build (same seed and settings), built here so the video can watch env 0.
         pool = MultiGameEnvPool([meta["game"]], envs_per_game=args.envs, seed=args.seed)

@@ -35,7 +35,7 @@ def register(subparsers) -> None:
 def run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     from ..play.policies import check_pool_matches, load_policy
     from ..native.pool import MultiGameEnvPool
-    from ..play.evaluation import evaluate
+    from ..run.evaluation import evaluate
     from ..play.video import PoolVideo, check_video_path
 
     pool = None

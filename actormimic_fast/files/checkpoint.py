@@ -118,6 +118,16 @@ def meta_value(path: str | os.PathLike, meta: dict, key: str):
     return meta[key]
 
 
+def check_actions(folder: str | os.PathLike, payload: dict, meta: dict) -> None:
+    """A resumed checkpoint (payload, read from folder's checkpoint) must be for the action sets the run's pool
+    has now (meta["actions"], the meta the run would write)."""
+    path = Path(folder) / CHECKPOINT_NAME
+    saved = meta_value(path, payload["meta"], "actions")
+    if saved != meta["actions"]:
+        raise ValueError(f"checkpoint {str(path)!r} has actions {saved}, the games' legal actions are "
+                         f"{meta['actions']}")
+
+
 def restore(target, state, path: str | os.PathLike, key: str) -> None:
     """target.load_state_dict(state) (a module or an optimiser), with a mismatch reported as ValueError naming
     the checkpoint file and its key."""

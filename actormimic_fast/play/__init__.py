@@ -1,6 +1,5 @@
-"""Playing trained networks:
+"""Playing trained networks (the test protocol itself is training's: actormimic_fast/run/evaluation.py):
 
-    evaluation.py   the paper's test protocol for any policy over one or many games
     policies.py     any checkpoint (expert, AMN, MDQN, MCDQN) as one act(obs, game_ids)
     video.py        colour or observation videos of chosen envs, grids of games
 """

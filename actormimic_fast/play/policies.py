@@ -25,7 +25,7 @@ from ..agents.dqn import load_expert
 from ..agents.multitask_dqn import VARIANTS as MULTITASK_KINDS
 from ..agents.multitask_dqn import load_multitask_dqn, q_values
 from ..files.checkpoint import load_checkpoint
-from .evaluation import ActFn, greedy_act, masked_greedy_act
+from ..run.evaluation import ActFn, greedy_act, masked_greedy_act
 from ..native.games import NUM_ACTIONS
 
 MULTI_GAME_KINDS = ("amn", *MULTITASK_KINDS)

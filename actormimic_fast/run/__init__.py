@@ -3,6 +3,7 @@
     settings.py      the settings dataclass base and the field groups configs compose
     context.py       device and threads, the run folder, a resumed checkpoint, counters, the pool
     loop.py          the actor loop and the cadence of tests, progress rows and checkpoints
+    evaluation.py    the paper's test protocol (evaluate, one test epoch of a run, greedy act functions)
     learner.py       minibatches to the device and the update (inline, or on its own thread; CUDA graphs)
     rate_limiter.py  the replay-ratio contract between the actor and the learner threads
     acting.py        epsilon schedule, masked argmax, random legal actions, the actor's weight copy

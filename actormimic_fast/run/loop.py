@@ -46,7 +46,7 @@ from torch import nn
 
 from ..files.checkpoint import CHECKPOINT_NAME, remove_stale_temp_files, save_checkpoint
 from ..native.pool import MultiGameEnvPool
-from ..play.evaluation import GameResult
+from .evaluation import GameResult
 from ..files.run_info import write_run_info
 from ..files.run_logs import ResumePoint, RunLogger
 from .acting import ActorWeights
@@ -63,7 +63,7 @@ ACTOR_REFRESH = 4      # the actor's weights are copied from the online network 
 
 @dataclass(frozen=True)
 class Schedule:
-    """When things happen, in the algorithm's units turned into the loop's (see each trainer)."""
+    """When things happen, in the loop's units (make_schedule turns a config's into these)."""
 
     frames_per_game: int             # the run's length: emulator frames of each game, all processes together
     frame_skip: int
@@ -80,6 +80,52 @@ class Schedule:
 
     def frames_per_game_at(self, agent_steps: int) -> int:
         return agent_steps * self.frame_skip * self.world // self.num_games
+
+
+COUNT_UNITS = ("agent_steps_per_game", "agent_steps", "steps")
+
+
+def make_schedule(cfg, num_games: int, *, rows_per_game: int, replay_capacity_per_game: int,
+                  learning_starts_unit: str = "agent_steps_per_game", update_every_unit: str = "agent_steps_per_game",
+                  world: int = 1) -> Schedule:
+    """The loop's Schedule from a config's settings, each count turned into the loop's units once, here.
+
+    The loop counts agent steps of this process over every env of the pool (num_games x envs_per_game
+    envs) and emulator frames of each game. A config's frame settings (frames_per_game,
+    train_epoch_frames, test_epoch_frames, log_every, checkpoint_every) are already frames of each game;
+    ``learning_starts`` and ``update_every`` are counted in the unit the config states:
+
+        "agent_steps_per_game"  agent steps of each game, summed over its envs (x num_games); with it an
+                                update_every of U gives every game 1/U updates per agent step of its own,
+                                however many games share an update (expert DQNs, distill)
+        "agent_steps"           agent steps summed over every env of every game (x 1; the multitask DQNs'
+                                update_every: one update per U agent steps of the whole pool)
+        "steps"                 loop steps, one agent step of every env (x num_games x envs_per_game;
+                                distill's learning_starts, the authors' lockstep loop)
+
+    rows_per_game: transitions of each game one update draws (the replay must hold them before updating);
+    replay_capacity_per_game: what each game's replay holds. After a resume whose checkpoint has no replay,
+    the replay refills min(learning_starts in agent steps of each game, replay_capacity_per_game)
+    transitions of each game before updates go on. world: processes stepping envs for the run.
+    """
+    def agent_steps(setting: str, unit: str) -> int:
+        count = getattr(cfg, setting)
+        if unit == "agent_steps_per_game":
+            return count * num_games
+        if unit == "agent_steps":
+            return count
+        if unit == "steps":
+            return count * num_games * cfg.envs_per_game
+        raise ValueError(f"{setting} unit must be one of {COUNT_UNITS}, got {unit!r}")
+
+    learning_starts = agent_steps("learning_starts", learning_starts_unit)
+    return Schedule(frames_per_game=cfg.frames_per_game, frame_skip=cfg.frame_skip, num_games=num_games,
+                    learning_starts=learning_starts,
+                    agent_steps_per_update=agent_steps("update_every", update_every_unit),
+                    rows_per_game=rows_per_game,
+                    refill_transitions=min(learning_starts // num_games, replay_capacity_per_game),
+                    train_epoch_frames=cfg.train_epoch_frames, test_epoch_frames=cfg.test_epoch_frames,
+                    log_every=cfg.log_every, checkpoint_every=cfg.checkpoint_every, world=world)
 
 
 @dataclass
@@ -114,11 +160,6 @@ class Algorithm(Learns, Protocol):
     def test_epoch(self, epoch: int, frames: int) -> tuple[list[TestRow], dict]: ...
     def checkpoint(self, output: int) -> tuple[dict, dict]: ...      # (state incl. "config", meta)
     def summary(self, metrics: dict[str, float], output: int) -> dict: ...
-
-
-def test_seed(seed: int, epoch: int) -> int:
-    """The seed of test epoch `epoch` (1-based): a stream no training env uses."""
-    return seed + 100_003 + epoch - 1
 
 
 class RunLoop:

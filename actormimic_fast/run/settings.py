@@ -5,11 +5,11 @@ how to parse it (``count=True`` accepts 10M / 250k) and its bounds (``low`` / ``
 ``above`` exclusive, ``choices``), so ``Settings.validate()`` checks every bound and a config's own
 ``validate()`` keeps only the rules that join several fields.
 
-The groups below (environment, Q-learning, compute, evaluation, output) hold the fields several
+The groups below (environment, optimiser, Q-learning, compute, evaluation, output) hold the fields several
 algorithms share. Frame counts of multi-game runs are per game: a group's help text says
 "{per_game}", which each config fills in (PER_GAME) so that --help states its unit.
 
-    cfg = DQNConfig.from_toml("pong.toml", overrides={"frames": "10M", "double_dqn": True})
+    cfg = DQNConfig.from_toml("pong.toml", overrides={"frames_per_game": "10M", "double_dqn": True})
 """
 
 from __future__ import annotations
@@ -20,6 +20,9 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from torch.optim import Optimizer
+
+from ..models.optimizers import OPTIMIZERS, make_optimizer
 from ..native.games import canonical_name
 from .counts import parse_count
 
@@ -53,6 +56,8 @@ class Settings:
     """
 
     TOML_TABLE = ""
+    # old spelling -> setting: still accepted in config files, saved configs and on the command line
+    RENAMED: dict[str, str] = {}
     CHECKPOINT_KINDS: tuple[str, ...] = ()   # meta["kind"] of the checkpoints a resumed run of this config reads
     PER_GAME = ""    # said in the help of frame counts: "" for one game, " of each game" for multi-game runs
 
@@ -86,14 +91,17 @@ class Settings:
 
     @classmethod
     def from_dict(cls, values: dict[str, Any], source: str = "config"):
-        """A config from defaults updated by values (strings like '10M' accepted for counts)."""
+        """A config from defaults updated by values (strings like '10M' accepted for counts; an old spelling
+        of a setting (RENAMED) sets it, and a later key of values wins over an earlier one for the same setting)."""
         known = {f.name: f for f in fields(cls)}
         kwargs = {}
         for key, value in values.items():
-            name = key.replace("-", "_")
+            spelled = key.replace("-", "_")
+            name = cls.RENAMED.get(spelled, spelled)
             if name not in known:
                 raise ValueError(f"{source}: unknown setting {key!r}; valid settings are: {', '.join(known)}")
-            kwargs[name] = coerce(known[name], value, source)
+            kwargs.pop(name, None)
+            kwargs[name] = coerce(known[name], value, source, spelled)
         return cls(**kwargs)
 
     @classmethod
@@ -115,6 +123,13 @@ class Settings:
         values.update(overrides or {})
         return cls.from_dict(values, source=str(path) if path else "config")
 
+    @classmethod
+    def with_default(cls, name: str, default):
+        """This group's setting ``name`` with another default (same help, parsing and bounds), for a config
+        whose preset differs: ``adam_eps: float = OptimizerSettings.with_default("adam_eps", 1e-8)``."""
+        metadata = next(f.metadata for f in fields(cls) if f.name == name)
+        return field(default=default, metadata=metadata)
+
     def replace(self, **changes):
         return dataclasses.replace(self, **changes)
 
@@ -130,9 +145,9 @@ class GameList:
         return game_names(self.games)
 
 
-def coerce(f: dataclasses.Field, value: Any, source: str = "config") -> Any:
-    """value (from TOML or the command line) as the type of field f; ValueError naming the field."""
-    name, kind = f.name, f.type
+def coerce(f: dataclasses.Field, value: Any, source: str = "config", spelled: str | None = None) -> Any:
+    """value (from TOML or the command line) as the type of field f; ValueError naming the field as spelled."""
+    name, kind = spelled or f.name, f.type
     if kind == "int" and f.metadata.get("count"):
         return parse_count(value, name)
     if f.metadata.get("names") and isinstance(value, (list, tuple)) and all(isinstance(v, str) for v in value):
@@ -183,7 +198,26 @@ class EnvSettings(Settings):
 
 
 @dataclass
-class QLearningSettings(Settings):
+class OptimizerSettings(Settings):
+    """The optimiser and its settings (every trainer). Defaults: DeepMind's DQN (the expert and multitask
+    DQNs); a config whose preset differs changes a default with OptimizerSettings.with_default."""
+
+    optimizer: str = _f("rmsprop", "rmsprop (DeepMind's, centered, eps inside the sqrt), adam (torch.optim.Adam) "
+                                   "or authors_adam (the Actor-Mimic authors' code: beta1 = beta2 = 0.95, eps 0.01 "
+                                   "inside the sqrt, no bias correction)", choices=OPTIMIZERS)
+    lr: float = _f(2.5e-4, "learning rate", above=0)
+    rmsprop_momentum: float = _f(0.95, "RMSProp gradient and squared-gradient momentum", low=0, high=1)
+    rmsprop_eps: float = _f(0.01, "RMSProp min squared gradient (inside the square root)", above=0)
+    adam_eps: float = _f(1.5e-4, "torch Adam epsilon (used with optimizer=adam)", above=0)
+
+    def make_optimizer(self, params, capturable: bool = False) -> Optimizer:
+        """The optimiser these settings name, over params (capturable: for CUDA graphs)."""
+        return make_optimizer(self.optimizer, params, lr=self.lr, rmsprop_momentum=self.rmsprop_momentum,
+                              rmsprop_eps=self.rmsprop_eps, adam_eps=self.adam_eps, capturable=capturable)
+
+
+@dataclass
+class QLearningSettings(OptimizerSettings):
     """Q-learning from a replay memory (the expert DQN and the multitask DQN baselines; SPEC section 1)."""
 
     batch_size: int = _f(32, "minibatch size", low=1)
@@ -197,13 +231,6 @@ class QLearningSettings(Settings):
     reward_clip: float = _f(1.0, "clip each reward to [-c, c] at sample time (0: no clipping)", low=0,
                             note="0 turns clipping off")
     life_loss_terminal: bool = _f(True, "a lost life ends the return for bootstrapping (episodes go on)")
-    optimizer: str = _f("rmsprop", "rmsprop (DeepMind's, centered, eps inside the sqrt), adam (torch.optim.Adam) "
-                                   "or authors_adam (Actor-Mimic code's variant)",
-                        choices=("rmsprop", "adam", "authors_adam"))
-    lr: float = _f(2.5e-4, "learning rate", above=0)
-    rmsprop_momentum: float = _f(0.95, "RMSProp gradient and squared-gradient momentum", low=0, high=1)
-    rmsprop_eps: float = _f(0.01, "RMSProp min squared gradient (inside the square root)", above=0)
-    adam_eps: float = _f(1.5e-4, "torch Adam epsilon (used with optimizer=adam)", above=0)
     target_update: int = _f(10_000, "copy the online network to the target every this many updates", count=True,
                             low=1)
     learning_starts: int = _f(50_000, "agent steps{per_game} of random play before the first update", count=True,
@@ -219,7 +246,9 @@ class QLearningSettings(Settings):
 class ComputeSettings(Settings):
     """Where and how the computation runs (every trainer)."""
 
-    seed: int = _f(0, "seed of the envs, the network initialisation, exploration and replay sampling", low=0)
+    seed: int = _f(0, "seed of the envs, the network initialisation, exploration and replay sampling", low=0,
+                   high=2**63 - 1, note="the seeds derived from it per segment, process and test epoch must "
+                                         "fit in 64 bits")
     device: str = _f("auto", "torch device: auto (cuda when available), cpu, cuda, cuda:1, ...")
     lockstep: bool | None = _f(None, "lockstep: every env stepped in a fixed order and the learner inline, so a "
                                      "seed gives the same run bit for bit; --no-lockstep: actor and learner on "

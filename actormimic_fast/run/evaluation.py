@@ -25,7 +25,7 @@ import numpy as np
 import torch
 
 from ..native.pool import MultiGameEnvPool
-from ..run.acting import masked_argmax
+from .acting import masked_argmax
 
 ActFn = Callable[[torch.Tensor, torch.Tensor], "torch.Tensor | np.ndarray"]
 
@@ -84,6 +84,20 @@ def evaluate(act: ActFn, games: Sequence[str] | None = None, *, frames_per_game:
     finally:
         if own_pool:
             pool.close()
+
+
+def test_seed(seed: int, epoch: int) -> int:
+    """The seed of test epoch `epoch` (1-based): a stream no training env uses."""
+    return seed + 100_003 + epoch - 1
+
+
+def test_epoch_results(act: ActFn, games: Sequence[str], cfg, epoch: int) -> dict[str, GameResult]:
+    """A training run's test epoch ``epoch`` (1-based) of act on games, as the run's settings say: the
+    budget, epsilon and envs of EvaluationSettings, the envs' play of EnvSettings, the seed test_seed(cfg.seed,
+    epoch). Every trainer's test epoch is this call."""
+    return evaluate(act, games, frames_per_game=cfg.test_epoch_frames, epsilon=cfg.test_epsilon,
+                    envs_per_game=cfg.test_envs, seed=test_seed(cfg.seed, epoch), noop_max=cfg.noop_max,
+                    frame_skip=cfg.frame_skip, max_episode_frames=cfg.max_episode_frames)
 
 
 def _play(act, pool, frames_per_game, episodes_per_game, epsilon, seed, frame_skip, max_frames_per_game,
