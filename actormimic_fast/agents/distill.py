@@ -41,6 +41,7 @@ from torch import nn
 from ..native import ops
 from ..files.checkpoint import RESUME_KEYS, check_actions, load_checkpoint, meta_value, restore
 from ..run.evaluation import test_epoch_results
+from ..run.precision import make_autocast
 from ..native.games import NUM_ACTIONS, canonical_name
 from ..models.networks import ARCHITECTURES, StackedNetworks, build_network, scale_frames
 from ..native.replay import ReplayMemory, TransitionBatch
@@ -282,7 +283,7 @@ class ActorMimic:
                 self.student, device_ids=[device.index] if device.type == "cuda" else None)
         self.capturable = run.process.world_size == 1     # DDP's all-reduce is not captured
         self.batch_rows = cfg.per_game * self.num_games
-        self.autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=cfg.amp, cache_enabled=False)
+        self.autocast = make_autocast(cfg.amp, device)
         self.expert_paths = experts.paths
         self.meta = amn_meta(games, legal_actions, cfg.architecture, cfg.beta)
         run_info = {"kind": "amn", "games": games, "architecture": cfg.architecture, "beta": float(cfg.beta),
@@ -340,12 +341,15 @@ class ActorMimic:
 
         @torch.no_grad()
         def expert_act(obs: torch.Tensor, game_ids: torch.Tensor) -> np.ndarray:
-            teacher_q, _ = self.teacher(obs.to(self.device, non_blocking=True).view(*groups, *obs.shape[1:]))
+            with self.autocast:
+                teacher_q, _ = self.teacher(obs.to(self.device, non_blocking=True).view(*groups, *obs.shape[1:]))
             return masked_argmax(teacher_q.flatten(0, 1), masks).cpu().numpy()
 
         @torch.no_grad()
         def amn_act(obs: torch.Tensor, game_ids: torch.Tensor) -> np.ndarray:
-            a_amn = masked_argmax(self.amn(obs.to(self.device, non_blocking=True)), masks).cpu().numpy()
+            with self.autocast:
+                logits = self.amn(obs.to(self.device, non_blocking=True))
+            a_amn = masked_argmax(logits, masks).cpu().numpy()
             np.add.at(agree, test_ids, a_amn == expert_act(obs, game_ids))
             np.add.at(seen, test_ids, 1)
             return a_amn

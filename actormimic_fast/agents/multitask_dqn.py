@@ -196,11 +196,15 @@ class MultitaskDQN(QLearning):
         cfg = self.cfg
         self.online.eval()
         act = masked_greedy_act(self.online, self.action_masks, self.device,
-                                forward=lambda obs, ids: q_values(self.online, obs, ids))
+                                forward=self._test_q_values)
         results = test_epoch_results(act, self.games, cfg, epoch)
         self.online.train()
         summary = {game: {"mean": r.mean, "max": r.max, "episodes": r.episodes} for game, r in results.items()}
         return [TestRow(cfg.variant, r) for r in results.values()], {"epoch": epoch, "games": summary}
+
+    def _test_q_values(self, obs: torch.Tensor, game_ids: torch.Tensor) -> torch.Tensor:
+        with self.autocast:
+            return q_values(self.online, obs, game_ids)
 
     def progress_values(self, frames: int, metrics: dict[str, float], output: int) -> dict[str, Any]:
         return {"epsilon": self.epsilon(frames), "loss": metrics["loss"], "q_mean": metrics["q_mean"]}

@@ -52,6 +52,7 @@ from ..files.run_logs import ResumePoint, RunLogger
 from .acting import ActorWeights
 from .context import RunContext
 from .learner import Learner, Learns
+from .precision import precision_record
 
 class TrainingDiverged(RuntimeError):
     """The loss or the weights stopped being finite; the last checkpoint written before is kept."""
@@ -221,7 +222,7 @@ class RunLoop:
         if run.lead:
             for o, output in enumerate(self.outputs):
                 remove_stale_temp_files(output.folder / CHECKPOINT_NAME)   # left by a kill during a write
-                write_run_info(output.folder, **output.run_info)
+                write_run_info(output.folder, **output.run_info, **precision_record(run.cfg.amp, device))
                 resume_at = None
                 if run.payloads is not None:
                     resume_at = ResumePoint(frames=self.frames, episodes=counters.output_episodes[o],

@@ -204,11 +204,12 @@ class OptimizerSettings(Settings):
 
     optimizer: str = _f("rmsprop", "rmsprop (DeepMind's, centered, eps inside the sqrt), adam (torch.optim.Adam) "
                                    "or authors_adam (the Actor-Mimic authors' code: beta1 = beta2 = 0.95, eps 0.01 "
-                                   "inside the sqrt, no bias correction)", choices=OPTIMIZERS)
+                                   "inside the sqrt, no bias correction) or radam (torch.optim.RAdam, PQN's)",
+                    choices=OPTIMIZERS)
     lr: float = _f(2.5e-4, "learning rate", above=0)
     rmsprop_momentum: float = _f(0.95, "RMSProp gradient and squared-gradient momentum", low=0, high=1)
     rmsprop_eps: float = _f(0.01, "RMSProp min squared gradient (inside the square root)", above=0)
-    adam_eps: float = _f(1.5e-4, "torch Adam epsilon (used with optimizer=adam)", above=0)
+    adam_eps: float = _f(1.5e-4, "torch Adam / RAdam epsilon (used with optimizer=adam or radam)", above=0)
 
     def make_optimizer(self, params, capturable: bool = False) -> Optimizer:
         """The optimiser these settings name, over params (capturable: for CUDA graphs)."""
@@ -254,7 +255,10 @@ class ComputeSettings(Settings):
                                      "seed gives the same run bit for bit; --no-lockstep: actor and learner on "
                                      "their own threads, the replay ratio held by a rate limiter; auto: lockstep "
                                      "on CPU, overlapped on CUDA")
-    amp: bool = _f(False, "bfloat16 autocast for the forward passes (meant for GPUs)")
+    amp: bool | None = _f(None, "bfloat16 autocast for every forward pass (acting, updates, test epochs, the "
+                                "experts' passes), float32 weights and optimiser state; auto: on where the CPU "
+                                "computes bfloat16 natively (AVX512-BF16 or AMX), off elsewhere and on CUDA "
+                                "(run.json records which)")
     cuda_graphs: bool = _f(True, "on CUDA, capture the update (forward, loss, backward, optimiser step) in a CUDA "
                                  "graph and replay it (eager when the algorithm's update needs the host)")
     torch_threads: int = _f(0, "torch intra-op threads on CPU (0: every core in lockstep, where the pool sleeps while "
