@@ -34,6 +34,8 @@ from ..run.acting import epsilon_at, epsilon_greedy, masked_argmax
 from ..run.context import RunContext
 from ..run.loop import RunLoop, RunOutput, TestRow, make_schedule
 from ..run.per_game_replays import PerGameReplays
+from ..run.compiled import CompiledNetworks
+from ..run.precision import make_autocast
 from ..run.settings import (ComputeSettings, EnvSettings, EvaluationSettings, OutputSettings, QLearningSettings,
                             setting as _f)
 from ..run.state import restore_rng, rng_state
@@ -57,6 +59,8 @@ class DQNConfig(OutputSettings, EvaluationSettings, ComputeSettings, QLearningSe
     architecture: str = _f("nature", "network: nature (Mnih et al. 2015) or large (appendix D)",
                            choices=ARCHITECTURES)
     replay_capacity: int = _f(1_000_000, "replay memory size in transitions", count=True, low=1)
+    compile: bool = _f(False, "torch.compile the network calls of the update and the acting pass (CPU and CUDA; "
+                              "the one-off compile time is reported on its own as compile_s)")
     out: str = _f("runs/expert", "output folder: checkpoints, CSV files, TensorBoard events")
 
     TOML_TABLE = "expert"
@@ -127,15 +131,16 @@ class QLearning:
 
     capturable = True     # no host synchronisation, static shapes: the update can be a CUDA graph
     groups = 1
+    uses_target = True    # a target network (PQN has none)
 
     def __init__(self, cfg, online: torch.nn.Module, device: torch.device):
         self.cfg, self.device = cfg, device
         self.online = online.to(device)
-        self.target = copy.deepcopy(self.online).requires_grad_(False)
-        self.optimizer = cfg.make_optimizer(self.online.parameters(), capturable=device.type == "cuda")
+        self.target = copy.deepcopy(self.online).requires_grad_(False) if self.uses_target else None
+        self.optimizer = cfg.make_optimizer(self.online.parameters(),
+                                            capturable=self.capturable and device.type == "cuda")
         self.reward_clip = cfg.reward_clip or None
-        # no weight cache: a cached cast would outlive the weights it was made from in a replayed graph
-        self.autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=cfg.amp, cache_enabled=False)
+        self.autocast = make_autocast(cfg.amp, device)
 
     def q_values(self, network: torch.nn.Module, obs: torch.Tensor, batch: TransitionBatch) -> torch.Tensor:
         return network(obs)
@@ -216,7 +221,7 @@ class ExpertDQN(QLearning):
         self.games, self.legal_actions = games, [np.asarray(legal) for legal in legal_actions]
         self.groups, self.envs_per_game = len(games), envs_per_game
         self.rngs = [np.random.default_rng(cfg.seed) for _ in games]     # each expert's exploration stream
-        self.batch_rows = cfg.batch_size * len(games)
+        self.batch_rows = getattr(cfg, "batch_size", 0) * len(games)      # minibatch rows (PQN: none, it takes rollouts)
         columns = max(len(legal) for legal in legal_actions)
         column_masks = np.zeros((len(games), columns), bool)               # an expert's real outputs
         action_table = np.zeros((len(games), columns), np.int64)           # output column -> full-set action
@@ -235,16 +240,21 @@ class ExpertDQN(QLearning):
         self.outputs = [RunOutput(folder, [g], {**run_info, "games": [game], "architecture": cfg.architecture,
                                                 "frame_skip": cfg.frame_skip,
                                                 "train_epoch_frames": cfg.train_epoch_frames},
-                                  game, replays.memories[g])
+                                  game, replays.memories[g] if replays is not None else None)
                         for g, (game, folder) in enumerate(zip(games, folders))]
         self.counters_extra: dict[str, int] = {}
+        self.compiled = CompiledNetworks(cfg.compile)
+
+    def summary(self, metrics: dict[str, float], output: int) -> dict:
+        return {"compile_s": round(self.compiled.compile_s, 3)} if self.cfg.compile else {}
 
     # -- the Q-function over the rows of every game --------------------------------------------------------
     def q_rows(self, network: torch.nn.Module, obs: torch.Tensor) -> torch.Tensor:
-        """Q-values [n, columns] of rows grouped by game in equal groups (one group: the plain network)."""
+        """Q-values [n, columns] of rows grouped by game in equal groups (one group: the plain network);
+        through torch.compile with --compile."""
         if self.groups == 1:
-            return network(obs)
-        return network(obs.view(self.groups, -1, *obs.shape[1:])).flatten(0, 1)
+            return self.compiled(network, obs)
+        return self.compiled(network, obs.view(self.groups, -1, *obs.shape[1:])).flatten(0, 1)
 
     def q_values(self, network: torch.nn.Module, obs: torch.Tensor, batch: TransitionBatch) -> torch.Tensor:
         return self.q_rows(network, obs)
@@ -287,7 +297,8 @@ class ExpertDQN(QLearning):
 
         @torch.no_grad()
         def act(obs: torch.Tensor, game_ids: torch.Tensor) -> np.ndarray:
-            q = self.q_rows(self.online, obs.to(self.device, non_blocking=True))
+            with self.autocast:
+                q = self.q_rows(self.online, obs.to(self.device, non_blocking=True))
             return table[game_ids, masked_argmax(q, masks).cpu()].numpy()
 
         results = test_epoch_results(act, self.games, cfg, epoch)
@@ -306,24 +317,26 @@ class ExpertDQN(QLearning):
     def checkpoint(self, output: int) -> tuple[dict, dict]:
         g, cfg = output, self.configs[output]
         meta = {**expert_meta(cfg, self.legal_actions[g]), "run": self.run_info}
+        networks = {"online": self.online, "target": self.target} if self.uses_target else {"online": self.online}
         if self.groups == 1:
-            state = {"online": self.online.state_dict(), "target": self.target.state_dict(),
-                     "optimizer": self.optimizer.state_dict()}
+            state = {key: network.state_dict() for key, network in networks.items()}
+            state["optimizer"] = self.optimizer.state_dict()
         else:
             actions = len(self.legal_actions[g])
-            state = {"online": self.online.network_state(g, actions), "target": self.target.network_state(g, actions),
-                     "optimizer": self.online.network_optimizer_state(self.optimizer.state_dict(), g, actions)}
+            state = {key: network.network_state(g, actions) for key, network in networks.items()}
+            state["optimizer"] = self.online.network_optimizer_state(self.optimizer.state_dict(), g, actions)
         return {**state, "rng": rng_state(self.rngs[g]), "config": cfg.to_dict()}, meta
 
     def load_checkpoints(self, payloads: list[dict], paths: list[Path]) -> None:
         """Each game's resumed checkpoint into its slot (any mix of games trained alone or together)."""
+        networks = (("online", self.online), ("target", self.target)) if self.uses_target else (("online", self.online),)
         if self.groups == 1:
-            for key, target in (("online", self.online), ("target", self.target), ("optimizer", self.optimizer)):
+            for key, target in (*networks, ("optimizer", self.optimizer)):
                 restore(target, payloads[0][key], paths[0], key)
         else:
             for g, (payload, path) in enumerate(zip(payloads, paths)):
-                for key, networks in (("online", self.online), ("target", self.target)):
-                    restore(_Slot(networks, g), payload[key], path, key)
+                for key, network in networks:
+                    restore(_Slot(network, g), payload[key], path, key)
             restore(self.optimizer, self.online.joint_optimizer_state([p["optimizer"] for p in payloads]),
                     ", ".join(map(str, paths)), "optimizer")
         for rng, payload in zip(self.rngs, payloads):
@@ -393,17 +406,26 @@ def train_experts(cfg: DQNConfig, games: list[str], resume: bool = False) -> dic
     return dict(zip(games, summaries))
 
 
+def check_run_info(run: RunContext, run_info: Mapping[str, Any]) -> None:
+    """ValueError unless every resumed checkpoint of run was started as run_info says (kind, algorithm, init):
+    a transfer run cannot be continued as an expert, nor a PQN expert as a DQN one."""
+    for folder, payload in zip(run.folders, run.payloads or []):
+        started_as = payload["meta"].get("run", {"kind": "expert"})   # checkpoints older than meta["run"]
+        if started_as != run_info:
+            raise ValueError(f"checkpoint {str(folder / CHECKPOINT_NAME)!r} was made for run={started_as!r}, "
+                             f"not run={dict(run_info)!r}")
+
+
 def _train(games: list[str], cfg: DQNConfig, folders: list[Path], resume: bool,
            initial_online: Mapping[str, torch.Tensor] | None, run_info: Mapping[str, Any] | None) -> list[dict]:
     run_info = dict(run_info) if run_info is not None else {"kind": "expert"}
     expects = [{"kind": "expert", "game": game, "architecture": cfg.architecture} for game in games]
     run = RunContext.start(cfg, expect=expects, resume=resume, num_envs=cfg.envs_per_game * len(games),
-                           folders=folders, require=RESUME_KEYS + ("target",))
+                           folders=folders, require=RESUME_KEYS)
+    check_run_info(run, run_info)              # before the target network: a PQN expert has none
     for folder, payload in zip(folders, run.payloads or []):
-        started_as = payload["meta"].get("run", {"kind": "expert"})   # checkpoints older than meta["run"]
-        if started_as != run_info:
-            raise ValueError(f"checkpoint {str(folder / 'checkpoint.pt')!r} was made for run={started_as!r}, "
-                             f"not run={run_info!r}")
+        if "target" not in payload:
+            raise ValueError(f"checkpoint {str(folder / CHECKPOINT_NAME)!r} has no 'target' network to resume")
     with run.make_pool(games, envs_per_game=cfg.envs_per_game) as pool:
         legal_actions = [pool.legal_actions(g) for g in range(len(games))]   # output i -> full action legal[i]
         replays = PerGameReplays(pool, cfg.replay_capacity, [cfg.seed + run.segment] * len(games), n_step=cfg.n_step,

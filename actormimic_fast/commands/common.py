@@ -36,8 +36,9 @@ def jsonable(value):
     return value
 
 
-def add_settings_options(parser: argparse.ArgumentParser, settings_cls, title: str) -> None:
-    """One --option per field of a Settings dataclass, documented with its help text and default.
+def add_settings_options(parser: argparse.ArgumentParser, settings_cls, title: str, skip=()) -> None:
+    """One --option per field of a Settings dataclass (but those named in skip), documented with its help
+    text and default.
 
     Options left out on the command line are absent from the parsed args (argparse.SUPPRESS), so the
     defaults, a --config file and a resumed run's settings can be layered below them.
@@ -47,6 +48,8 @@ def add_settings_options(parser: argparse.ArgumentParser, settings_cls, title: s
     old_spellings = {name: [old for old, new in settings_cls.RENAMED.items() if new == name] for name in fields}
     own = [name for name in vars(settings_cls).get("__annotations__", {}) if name in fields]
     for name in own + [name for name in fields if name not in own]:   # the command's own settings first
+        if name in skip:
+            continue
         info = fields[name]
         flags = ["--" + n.replace("_", "-") for n in (name, *old_spellings[name])]
         default = info["default"]

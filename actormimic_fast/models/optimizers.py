@@ -75,7 +75,7 @@ class AuthorsAdam(_TwoMomentOptimizer):
         p.addcdiv_(m, (v + eps).sqrt_(), value=-lr)
 
 
-OPTIMIZERS = ("rmsprop", "adam", "authors_adam")
+OPTIMIZERS = ("rmsprop", "adam", "authors_adam", "radam")
 
 
 def make_optimizer(name: str, params, *, lr: float, rmsprop_momentum: float = 0.95, rmsprop_eps: float = 0.01,
@@ -89,4 +89,6 @@ def make_optimizer(name: str, params, *, lr: float, rmsprop_momentum: float = 0.
         return torch.optim.Adam(params, lr=lr, eps=adam_eps, capturable=capturable)
     if name == "authors_adam":
         return AuthorsAdam(params, lr=lr)
+    if name == "radam":      # PQN's (torch.optim.RAdam: Adam whose early steps are rectified, no warm-up needed)
+        return torch.optim.RAdam(params, lr=lr, eps=adam_eps, capturable=capturable)
     raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {name!r}")

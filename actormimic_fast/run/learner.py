@@ -82,7 +82,8 @@ class Learner:
         self.on_update = on_update
         self._lock = threading.Lock()            # held by the learner during each update (metrics readers wait)
         self._thread: threading.Thread | None = None
-        cuda = device.type == "cuda"
+        # on-policy algorithms (PQN) take whole rollouts from their buffer: no minibatch slots, no graphs
+        cuda = device.type == "cuda" and not getattr(algo, "on_policy", False)
         self._use_graphs = cuda and cuda_graphs and algo.capturable
         self._sums = torch.zeros(len(algo.METRICS), device=device)
         self._count = 0                          # updates summed into _sums since the last read
