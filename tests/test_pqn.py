@@ -202,3 +202,17 @@ def test_experts_trained_together_clip_their_own_gradients(stacked):
         half = len(grads) // 2
         norms = torch.stack([torch.cat([g.flatten() for g in part]).norm() for part in (grads[:half], grads[half:])])
     assert norms[0] == pytest.approx(1.0, rel=1e-4) and norms[1] < 0.5      # the small one is left alone
+
+
+def test_pqn_experts_distil_with_policy_and_feature_regression(tmp_path):
+    from actormimic_fast.agents.distill import DistillConfig, distill
+
+    cfg = tiny_config(tmp_path, frames_per_game=320, test_epoch_frames=0, out=str(tmp_path / "experts"))
+    train_pqn_experts(cfg, ["pong", "breakout"])
+    experts = ",".join(str(tmp_path / "experts" / g / "checkpoint.pt") for g in ("pong", "breakout"))
+    summary = distill(DistillConfig(experts=experts, frames_per_game=800, replay_capacity=2_000, learning_starts=60,
+                                    per_game=4, train_epoch_frames=800, test_epoch_frames=200, beta=0.01,
+                                    out=str(tmp_path / "amn"), device="cpu", progress=False, tensorboard=False,
+                                    torch_threads=1, env_threads=1))
+    assert summary["updates"] > 0 and math.isfinite(summary["last_test"]["amn"]["pong"]["agreement"])
+    assert summary["feature_heads"] is not None

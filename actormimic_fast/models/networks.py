@@ -59,25 +59,36 @@ class NatureLayerNormDQN(nn.Module):
     def __init__(self, num_actions: int, in_frames: int = 4):
         super().__init__()
         self.num_actions = num_actions
-        self.convs = nn.ModuleList([nn.Conv2d(in_frames, 32, 8, stride=4), nn.Conv2d(32, 64, 4, stride=2),
-                                    nn.Conv2d(64, 64, 3, stride=1)])
-        self.conv_norms = nn.ModuleList([nn.LayerNorm(32), nn.LayerNorm(64), nn.LayerNorm(64)])
-        self.fc = nn.Linear(64 * 7 * 7, 512)
-        self.fc_norm = nn.LayerNorm(512)
+        self.trunk = _LayerNormTrunk(in_frames)
         self.head = nn.Linear(512, num_actions)
         self.feature_dim = 512
         self.to(memory_format=torch.channels_last)
 
     def features(self, obs: torch.Tensor) -> torch.Tensor:
-        x = scale_frames(obs).contiguous(memory_format=torch.channels_last)
-        for conv, norm in zip(self.convs, self.conv_norms):
-            x = conv(x)                                                   # [B, C, H, W], channels last
-            x = torch.relu(norm(x.permute(0, 2, 3, 1)).permute(0, 3, 1, 2))  # normalise C at each (h, w)
-        # flatten in NCHW order (the Nature DQN's fc layout)
-        return torch.relu(self.fc_norm(self.fc(x.contiguous().flatten(1))))
+        return self.trunk(scale_frames(obs))
 
     def forward(self, obs: torch.Tensor) -> torch.Tensor:
         return self.head(self.features(obs))
+
+
+class _LayerNormTrunk(nn.Module):
+    """NatureLayerNormDQN's layers up to its features: scaled frames [B, 4, 84, 84] -> [B, 512]."""
+
+    def __init__(self, in_frames: int):
+        super().__init__()
+        self.convs = nn.ModuleList([nn.Conv2d(in_frames, 32, 8, stride=4), nn.Conv2d(32, 64, 4, stride=2),
+                                    nn.Conv2d(64, 64, 3, stride=1)])
+        self.conv_norms = nn.ModuleList([nn.LayerNorm(32), nn.LayerNorm(64), nn.LayerNorm(64)])
+        self.fc = nn.Linear(64 * 7 * 7, 512)
+        self.fc_norm = nn.LayerNorm(512)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x.contiguous(memory_format=torch.channels_last)
+        for conv, norm in zip(self.convs, self.conv_norms):
+            x = conv(x)                                                      # [B, C, H, W], channels last
+            x = torch.relu(norm(x.permute(0, 2, 3, 1)).permute(0, 3, 1, 2))  # normalise C at each (h, w)
+        # flatten in NCHW order (the Nature DQN's fc layout)
+        return torch.relu(self.fc_norm(self.fc(x.contiguous().flatten(1))))
 
 
 class LargeAMN(nn.Module):

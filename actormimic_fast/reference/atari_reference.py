@@ -29,6 +29,14 @@ def make_reference_env(game: str, *, frame_skip: int = 4, stack: int = 4, noop_m
     return gym.wrappers.FrameStackObservation(env, stack, padding_type="zero")
 
 
+def make_reference_envs(game: str, num_envs: int, *, frame_skip: int = 4, noop_max: int = 30) -> gym.vector.VectorEnv:
+    """What CleanRL-style loops step: gymnasium's AsyncVectorEnv (one subprocess per env) of
+    make_reference_env, resetting an episode in the step that ends it (CleanRL's convention)."""
+    return gym.vector.AsyncVectorEnv(
+        [lambda: make_reference_env(game, noop_max=noop_max, frame_skip=frame_skip) for _ in range(num_envs)],
+        autoreset_mode=gym.vector.AutoresetMode.SAME_STEP)
+
+
 def reference_rollout(game: str, actions: np.ndarray, seed: int = 0, **kwargs) -> dict[str, np.ndarray]:
     """Play `actions` (full-set indices) through the reference pipeline with next-step autoreset, the
     convention of MultiGameEnvPool: the step after an episode ends resets and ignores its action.

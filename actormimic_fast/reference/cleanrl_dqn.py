@@ -14,14 +14,13 @@ from __future__ import annotations
 import copy
 import time
 
-import gymnasium as gym
 import numpy as np
 import torch
 import torch.nn.functional as F
 
 from ..models.networks import build_network
 from ..models.optimizers import DeepMindRMSprop
-from .atari_reference import make_reference_env
+from .atari_reference import make_reference_env, make_reference_envs
 
 
 class NumpyReplay:
@@ -116,9 +115,7 @@ def train_cleanrl_dqn(game: str = "pong", frames: int = 20_000, num_envs: int = 
     """Train for `frames` emulator frames; returns counters, wall time and ``steady_fps``: the frames/s from
     emulator frame `timed_from_frame` on (start-up, the reset and warm-up before it are not timed)."""
     legal = minimal_actions(game)
-    envs = gym.vector.AsyncVectorEnv(
-        [lambda: make_reference_env(game, noop_max=30, frame_skip=frame_skip) for _ in range(num_envs)],
-        autoreset_mode=gym.vector.AutoresetMode.SAME_STEP)
+    envs = make_reference_envs(game, num_envs, frame_skip=frame_skip)
     rng = np.random.default_rng(seed)
     torch.manual_seed(seed)
     q_network = build_network("nature", len(legal)).to(device)
