@@ -23,12 +23,15 @@ import shutil
 
 import numpy as np
 import pytest
+import torch
 
 from actormimic_fast.agents.pqn import PQNConfig, train_pqn_expert
+from actormimic_fast.run.context import default_env_threads
 from actormimic_fast.reference.cleanrl_pqn import train_cleanrl_pqn
 
+from bench_updates import make_update
 from conftest import register_ratio
-from steady_state import steady_fps
+from steady_state import mode_torch_threads, steady_fps, work_alone_fps
 
 DEFAULTS = PQNConfig()
 ROLLOUT_FRAMES = DEFAULTS.rollout_steps * DEFAULTS.envs_per_game * 4        # this trainer's rollout: 8,192
@@ -48,6 +51,8 @@ TRAINER_ROUNDS = 3
 register_ratio("pqn training, this trainer / CleanRL-style", "pqn_train", "pqn_train_cleanrl", 3.0)
 register_ratio("pqn training, this trainer / CleanRL-style, same work", "pqn_train",
                "pqn_train_same_work")
+register_ratio("pqn training, this trainer / its work alone (acting + update + env steps in series)", "pqn_train",
+               "pqn_work_alone")
 
 
 # -- training -----------------------------------------------------------------------------------------
@@ -77,3 +82,22 @@ def test_cleanrl_reference(benchmark, rates, shape):
     rollout_frames = settings["num_envs"] * settings["num_steps"] * 4
     assert result["frames"] == FRAMES and result["updates"] == FRAMES // rollout_frames
     rates["pqn_train_cleanrl" if shape == "cleanrl" else f"pqn_train_{shape}"] = result["steady_fps"]
+
+
+def test_work_alone(benchmark, rates, tmp_path):
+    """The trainer's own ceiling in lockstep: its acting passes (every env, every step), its rollout update
+    (every rollout_steps steps, while the envs step) and the env steps, one after the other with nothing else
+    (steady_state.work_alone_fps); the trainer's rate over it is what its loop, rollout and logs cost."""
+    update, network = make_update("pqn", "float32", tmp_path)
+    steps = FRAMES // 4 // DEFAULTS.envs_per_game
+
+    @torch.no_grad()
+    def act(obs: torch.Tensor) -> None:
+        network(obs.to(DEVICE)).max(1)
+
+    threads = default_env_threads(DEFAULTS.envs_per_game, os.cpu_count() or 1)
+    with mode_torch_threads(DEVICE, True, threads):
+        fps = benchmark.pedantic(lambda: work_alone_fps(["pong"], DEFAULTS.envs_per_game, threads + 1, act, 0.0,
+                                                        steps, update, DEFAULTS.rollout_steps),
+                                 rounds=1, iterations=1)
+    rates["pqn_work_alone"] = fps

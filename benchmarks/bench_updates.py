@@ -147,6 +147,36 @@ def test_update(benchmark, rates, tmp_path, trainer, mode):
     rates[f"{trainer}_update_{mode}_gflops"] = update_flops(trainer, network) / benchmark.stats.stats.median / 1e9
 
 
+ACTING_ROWS = {"dqn": 1, "pqn": 64}        # one env (the DQN preset) or every env of the pool (PQN)
+for _trainer in ACTING_ROWS:
+    register_ratio(f"{_trainer} acting pass ({ACTING_ROWS[_trainer]} rows), bfloat16 / float32 (rate)",
+                   f"{_trainer}_act_bfloat16_per_s", f"{_trainer}_act_float32_per_s")
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("trainer", list(ACTING_ROWS))
+def test_acting_pass(benchmark, rates, tmp_path, trainer, mode):
+    """The act step's forward pass alone (inference mode, the trainer's autocast): with one env, a bfloat16
+    pass pays the weights' cast (no weight cache: see run/precision.py) for one row's arithmetic, which is
+    where a faster bfloat16 update can be lost in the DQN trainer's learning phase (one pass per agent step,
+    one update per 4)."""
+    if mode == "bfloat16" and not NATIVE_BF16:
+        pytest.skip("this CPU has no native bfloat16 (emulated: ~10x slower than float32; run/precision.py)")
+    _, network = make_update(trainer, mode, tmp_path)
+    algo_autocast = torch.autocast(DEVICE, dtype=torch.bfloat16, enabled=mode == "bfloat16", cache_enabled=False)
+    forward = torch.compile(network) if mode == "compiled" else network
+    obs = torch.randint(0, 256, (ACTING_ROWS[trainer], 4, 84, 84), dtype=torch.uint8, device=DEVICE)
+    with trainer_threads(trainer), torch.inference_mode():
+        def act() -> None:
+            with algo_autocast:
+                forward(obs).float().argmax(1)
+            synchronize()
+
+        act()
+        benchmark.pedantic(act, rounds=50, iterations=1, warmup_rounds=3)
+    rates[f"{trainer}_act_{mode}_per_s"] = 1 / benchmark.stats.stats.median
+
+
 @pytest.mark.parametrize("dtype", ("float32", "bfloat16"))
 def test_matmul_ceiling(benchmark, rates, dtype):
     generator = torch.Generator().manual_seed(0)

@@ -1,7 +1,14 @@
 """Fixtures shared by the test modules."""
 
+import os
+
 import pytest
 import torch
+
+# The suite runs in float32 on every CPU: auto --amp would turn bfloat16 on where the CPU has it natively, and
+# the bit-for-bit and fingerprint tests are float32's. Set here, before any run starts, so the command-line
+# tests' subprocesses inherit it; tests/test_precision.py tests the detection itself.
+os.environ["ACTORMIMIC_CPU_BF16"] = "0"
 
 
 @pytest.fixture

@@ -25,7 +25,9 @@ def test_auto_amp_follows_the_cpus_native_bfloat16_flags(tmp_path, monkeypatch, 
     assert record["precision"] == ("bfloat16 autocast" if native else "float32")
 
 
-def test_this_machines_flags_are_read():
+def test_this_machines_flags_are_read(monkeypatch):
+    assert precision.cpu_bfloat16_flags() == ()            # the suite's setting (tests/conftest.py)
+    monkeypatch.delenv("ACTORMIMIC_CPU_BF16")
     flags = precision.cpu_bfloat16_flags()
     text = open("/proc/cpuinfo").read()
     assert all(flag in text for flag in flags)

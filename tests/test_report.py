@@ -22,12 +22,14 @@ import csv
 import math
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from actormimic_fast.cli import main
 from actormimic_fast.files.run_info import write_run_info
 from actormimic_fast.files.run_logs import COLUMNS
 from actormimic_fast.report import load_run, load_runs, table1, table2, table1_markdown, table2_markdown, write_report
+from actormimic_fast.files.run_logs import read_csv
 from cli_runner import run_cli
 
 NAN = math.nan
@@ -252,8 +254,20 @@ def test_errors(runs, tmp_path):
         table2(load_runs([runs["random"]]), every=0)
     with pytest.raises(ValueError, match="last must be a positive number of test epochs, got 0"):
         table1(load_runs([runs["amn"]]), last=0)
-    with pytest.raises(ValueError, match=r"the runs given \(expert\) support no table"):
-        write_report(load_runs([runs["expert_pong"]]), tmp_path / "out")
+    with pytest.raises(ValueError, match=r"the runs given \(mdqn\) support no table"):
+        write_report(load_runs([runs["mdqn"]]), tmp_path / "out")
+
+
+def test_expert_runs_alone_make_the_experts_table_and_curves(runs, tmp_path):
+    markdown, files = write_report(load_runs([runs["expert_pong"], runs["expert_breakout"]]), tmp_path / "out")
+    assert "## Experts (test reward)" in markdown
+    assert {f.name for f in files} == {"experts.md", "experts.csv", "expert_pong.png", "expert_breakout.png"}
+    rows = {r["game"]: r for r in read_csv(tmp_path / "out" / "experts.csv")}
+    curve = load_run(runs["expert_pong"]).curve("pong")
+    last = curve.mean[-3:]
+    assert float(rows["pong"]["last_mean"]) == pytest.approx(float(np.mean(last[np.isfinite(last)])))
+    assert float(rows["pong"]["best_max"]) == pytest.approx(float(np.nanmax(curve.max)))
+    assert rows["pong"]["algorithm"] == "dqn" and int(rows["pong"]["frames"]) == int(curve.frames[-1])
 
 
 def cli(*args):

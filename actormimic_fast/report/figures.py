@@ -62,9 +62,15 @@ def plot_transfer_curves(runs: list[Run], out: Path) -> list[Path]:
     return paths
 
 
-def _figure():
-    fig = Figure(figsize=(6.4, 4.2), layout="constrained")
+def new_figure(width: float = 6.4, height: float = 4.2) -> Figure:
+    """A figure on its own Agg canvas (no pyplot)."""
+    fig = Figure(figsize=(width, height), layout="constrained")
     FigureCanvasAgg(fig)
+    return fig
+
+
+def _figure():
+    fig = new_figure()
     return fig, fig.add_subplot()
 
 

@@ -73,6 +73,8 @@ class Table1Row:
 def table1(runs: list[Run], last: int = 10) -> list[Table1Row]:
     """One row per game of every AMN run (empty when no AMN run is given)."""
     _check_last(last)
+    if not any(r.kind == "amn" for r in runs):
+        return []               # expert runs alone make the experts' table (report/experts.py), not this one
     experts = _one_run_per_game([r for r in runs if r.kind == "expert"], "expert")
     baselines = {kind: _one_run_per_game([r for r in runs if r.kind == kind], kind) for kind in BASELINE_KINDS}
     given = [kind for kind in BASELINE_KINDS if baselines[kind]]

@@ -6,6 +6,7 @@ import csv
 import math
 from pathlib import Path
 
+from .experts import ExpertRow, expert_rows, experts_markdown, plot_expert_curves
 from .markdown import table1_markdown, table2_markdown
 from .runs import TRANSFER_INITS, Run
 from .tables import PAPER_AMN_DQN_PERCENT, Table1Row, table1, table2
@@ -22,10 +23,13 @@ def write_csv(path: Path, columns: list[str], rows: list[dict]) -> None:
 
 def write_report(runs: list[Run], out: str | Path, *, last: int = 10, every: int = 1_000_000) -> tuple[str, list[Path]]:
     """Every table and figure the runs support, into folder `out`; returns (the tables as Markdown, files)."""
-    rows1, rows2 = table1(runs, last), table2(runs, every)
+    rows1, rows2, expert_table = table1(runs, last), table2(runs, every), []
     if not rows1 and not rows2:
+        expert_table = expert_rows(runs)          # expert runs alone: their own table and curves
+    if not rows1 and not rows2 and not expert_table:
         kinds = ", ".join(sorted({r.kind for r in runs}))
-        raise ValueError(f"the runs given ({kinds}) support no table: Table 1 needs an amn run, Table 2 transfer runs")
+        raise ValueError(f"the runs given ({kinds}) support no table: Table 1 needs an amn run, Table 2 transfer "
+                         f"runs, the experts' table expert runs")
     from . import figures   # matplotlib is slow to import: only once there is something to draw
 
     out = Path(out)
@@ -47,6 +51,13 @@ def write_report(runs: list[Run], out: str | Path, *, last: int = 10, every: int
         markdown.append(text)
         files += [out / "table2.md", out / "table2.csv"]
         files += figures.plot_transfer_curves(runs, out)
+    if expert_table:
+        text = experts_markdown(expert_table)
+        (out / "experts.md").write_text(text)
+        write_csv(out / "experts.csv", list(ExpertRow.__dataclass_fields__), [vars(r) for r in expert_table])
+        markdown.append(text)
+        files += [out / "experts.md", out / "experts.csv"]
+        files += plot_expert_curves(runs, out)
     return "\n".join(markdown), files
 
 

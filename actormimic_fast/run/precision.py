@@ -9,6 +9,7 @@ Weights and optimiser state stay float32 either way; losses are computed in floa
 
 from __future__ import annotations
 
+import os
 from functools import lru_cache
 
 import torch
@@ -16,9 +17,17 @@ import torch
 NATIVE_BF16_FLAGS = ("avx512_bf16", "amx_bf16")
 
 
-@lru_cache(maxsize=1)
 def cpu_bfloat16_flags() -> tuple[str, ...]:
-    """This CPU's flags that mean native bfloat16 arithmetic (empty where there are none, or no /proc/cpuinfo)."""
+    """This CPU's flags that mean native bfloat16 arithmetic (empty where there are none, or no /proc/cpuinfo).
+    ACTORMIMIC_CPU_BF16=0 in the environment says there are none (auto --amp then stays float32: the test
+    suite sets it, so that it runs the same arithmetic on every CPU)."""
+    if os.environ.get("ACTORMIMIC_CPU_BF16") == "0":
+        return ()
+    return _cpu_flags()
+
+
+@lru_cache(maxsize=1)
+def _cpu_flags() -> tuple[str, ...]:
     return _flags_of("/proc/cpuinfo")
 
 
