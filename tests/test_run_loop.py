@@ -167,9 +167,12 @@ def test_lockstep_distillation_with_several_envs_is_reproducible(tmp_path):
 
 
 # -- the same command-line options and defaults as before the run loop, plus the new modes ---------------
-NEW_SETTINGS = {"lockstep": None, "cuda_graphs": True}
-# issue 23: distill shares the optimiser settings group, whose RMSProp settings are new to it
-NEW_FOR_COMMAND = {"distill": {"rmsprop_momentum": 0.95, "rmsprop_eps": 0.01}}
+# issue 24: amp's default is auto (None: on where the CPU computes bfloat16 natively; it was False)
+NEW_SETTINGS = {"lockstep": None, "cuda_graphs": True, "amp": None}
+# issue 23: distill shares the optimiser settings group, whose RMSProp settings are new to it;
+# issue 24: the expert trainers (and transfer, an expert DQN) have --compile
+NEW_FOR_COMMAND = {"distill": {"rmsprop_momentum": 0.95, "rmsprop_eps": 0.01}, "train-expert": {"compile": False},
+                   "transfer": {"compile": False}}
 
 
 @pytest.mark.parametrize("command", ["train-expert", "transfer", "train-multitask-dqn", "distill"])
