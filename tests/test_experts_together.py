@@ -63,7 +63,10 @@ def test_games_trained_together_are_the_games_trained_alone(tmp_path):
                         assert row_a[column] == row_b[column], (game, table, column)
         assert together[game]["updates"] == alone["updates"] and together[game]["frames"] == alone["frames"]
         assert together[game]["last_test"] == alone["last_test"] and alone["last_test"]["epoch"] >= 1, game
-        assert read_run_info(tmp_path / "alone" / game) == read_run_info(tmp_path / "together" / game)
+        info_alone, info_together = (read_run_info(tmp_path / kind / game) for kind in ("alone", "together"))
+        segments = info_alone.pop("segments"), info_together.pop("segments")
+        assert info_alone == info_together
+        assert [[s["frames"] for s in seg] for seg in segments] == [[0], [0]]   # when: the only difference
 
 
 def test_games_of_3_to_18_actions_in_one_run_give_checkpoints_that_load_alone(tmp_path):
@@ -116,6 +119,14 @@ def test_command_line_writes_a_folder_per_game_and_reports_errors(tmp_path):
     resumed = run_cli(*args[:-8], "--frames", "1200", "--resume", "--device", "cpu", "--no-progress",
                       "--no-tensorboard").stdout.strip().splitlines()
     assert [json.loads(line)["frames"] for line in resumed] == [1_200, 1_200]
+    for game in ("breakout", "pong"):       # run.json traces both segments to their command, commit and CPU
+        segments = read_run_info(tmp_path / game)["segments"]
+        assert [s["frames"] for s in segments] == [0, 800]
+        assert "--resume" not in segments[0]["command"] and "--resume" in segments[1]["command"]
+        for segment in segments:
+            assert segment["command"].startswith("actormimic-fast train-expert --games breakout,pong")
+            assert segment["machine"]["cores"] >= 1 and segment["torch"] == torch.__version__
+            assert "commit" in segment and segment["started"].endswith("Z")
     for bad, message in ((["--games", "pong,pongg"], "unknown game 'pongg'"),
                          (["--games", "pong,boxing,Pong"], "--games must name distinct games"),
                          (["--games", " , "], "--games must list games")):

@@ -47,6 +47,7 @@ from torch import nn
 from ..files.checkpoint import CHECKPOINT_NAME, remove_stale_temp_files, save_checkpoint
 from ..native.pool import MultiGameEnvPool
 from .evaluation import GameResult
+from ..files.provenance import segment_record
 from ..files.run_info import write_run_info
 from ..files.run_logs import ResumePoint, RunLogger
 from .acting import ActorWeights
@@ -222,7 +223,8 @@ class RunLoop:
         if run.lead:
             for o, output in enumerate(self.outputs):
                 remove_stale_temp_files(output.folder / CHECKPOINT_NAME)   # left by a kill during a write
-                write_run_info(output.folder, **output.run_info, **precision_record(run.cfg.amp, device))
+                write_run_info(output.folder, **output.run_info, **precision_record(run.cfg.amp, device),
+                               segment=segment_record(self.frames), resumed=run.payloads is not None)
                 resume_at = None
                 if run.payloads is not None:
                     resume_at = ResumePoint(frames=self.frames, episodes=counters.output_episodes[o],
