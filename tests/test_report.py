@@ -261,13 +261,17 @@ def test_errors(runs, tmp_path):
 def test_expert_runs_alone_make_the_experts_table_and_curves(runs, tmp_path):
     markdown, files = write_report(load_runs([runs["expert_pong"], runs["expert_breakout"]]), tmp_path / "out")
     assert "## Experts (test reward)" in markdown
-    assert {f.name for f in files} == {"experts.md", "experts.csv", "expert_pong.png", "expert_breakout.png"}
+    assert {f.name for f in files} == {"experts.md", "experts.csv", "expert_pong.png", "expert_breakout.png",
+                                       "experts.png"}
     rows = {r["game"]: r for r in read_csv(tmp_path / "out" / "experts.csv")}
     curve = load_run(runs["expert_pong"]).curve("pong")
     last = curve.mean[-3:]
     assert float(rows["pong"]["last_mean"]) == pytest.approx(float(np.mean(last[np.isfinite(last)])))
     assert float(rows["pong"]["best_max"]) == pytest.approx(float(np.nanmax(curve.max)))
     assert rows["pong"]["algorithm"] == "dqn" and int(rows["pong"]["frames"]) == int(curve.frames[-1])
+    # beside each expert: published random play and the paper's DQN (no shipped record: no measured random)
+    assert float(rows["pong"]["published_random"]) == -20.7 and float(rows["breakout"]["paper_dqn_mean"]) == 273.15
+    assert rows["pong"]["random_mean"] == "" and "| -20.7 | 19.581 |" in markdown
 
 
 def cli(*args):

@@ -24,6 +24,11 @@ from .runs import BASELINE_KINDS, TRANSFER_INITS, Curve, Run
 # The paper's Table 1 (SPEC section 6): AMN mean as a percentage of the expert DQN's, for reference.
 PAPER_AMN_DQN_PERCENT = {"atlantis": 288.2, "boxing": 93.61, "breakout": 127.0, "crazy_climber": 59.33,
                          "enduro": 109.1, "pong": 78.01, "seaquest": 27.51, "space_invaders": 68.44}
+# The paper's expert DQN mean test reward (Table 1, SPEC section 6) and published random play (SPEC section 8).
+PAPER_DQN_MEAN = {"atlantis": 57279, "boxing": 81.47, "breakout": 273.15, "crazy_climber": 96189, "enduro": 457.60,
+                  "pong": 19.581, "seaquest": 4278.9, "space_invaders": 1669.2}
+PUBLISHED_RANDOM = {"atlantis": 12850, "boxing": 0.1, "breakout": 1.7, "crazy_climber": 10780, "enduro": 0.0,
+                    "pong": -20.7, "seaquest": 68.4, "space_invaders": 148}
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,7 @@ import csv
 import math
 from pathlib import Path
 
-from .experts import ExpertRow, expert_rows, experts_markdown, plot_expert_curves
+from .experts import ExpertRow, expert_rows, experts_markdown, plot_expert_curves, plot_experts_grid
 from .markdown import table1_markdown, table2_markdown
 from .runs import TRANSFER_INITS, Run
 from .tables import PAPER_AMN_DQN_PERCENT, Table1Row, table1, table2
@@ -57,7 +57,7 @@ def write_report(runs: list[Run], out: str | Path, *, last: int = 10, every: int
         write_csv(out / "experts.csv", list(ExpertRow.__dataclass_fields__), [vars(r) for r in expert_table])
         markdown.append(text)
         files += [out / "experts.md", out / "experts.csv"]
-        files += plot_expert_curves(runs, out)
+        files += [*plot_expert_curves(runs, out), plot_experts_grid(runs, expert_table, out)]
     return "\n".join(markdown), files
 
 

@@ -41,6 +41,7 @@ class GameResult:
     frames: int                   # emulator frames played for this game
     partial_return: float = math.nan  # best unfinished return, reported when no episode completed
     returns: list = field(default_factory=list)
+    reward: float = 0.0           # every reward of the budget's steps, in finished episodes or not (all envs)
 
 
 def evaluate(act: ActFn, games: Sequence[str] | None = None, *, frames_per_game: int | None = None,
@@ -113,6 +114,7 @@ def _play(act, pool, frames_per_game, episodes_per_game, epsilon, seed, frame_sk
     returns: list[list[float]] = [[] for _ in range(num_games)]
     running = np.zeros(pool.num_envs, np.float64)
     frames = np.zeros(num_games, np.int64)
+    rewards = np.zeros(num_games, np.float64)
 
     out = pool.reset()
     obs = pool.env_tensors.obs
@@ -133,7 +135,9 @@ def _play(act, pool, frames_per_game, episodes_per_game, epsilon, seed, frame_sk
         out = pool.step(actions)
         counted = open_games[game_ids]          # steps of a game past its budget are not counted
         frames += np.bincount(game_ids[counted], minlength=num_games) * frame_skip
-        running += np.where(out.episode_start, 0.0, out.reward)
+        step_reward = np.where(out.episode_start, 0.0, out.reward)
+        running += step_reward
+        rewards += np.bincount(game_ids[counted], weights=step_reward[counted], minlength=num_games)
         for env in np.flatnonzero(out.done & counted):
             returns[game_ids[env]].append(float(out.episode_return[env]))
         running[out.done] = 0.0
@@ -147,7 +151,7 @@ def _play(act, pool, frames_per_game, episodes_per_game, epsilon, seed, frame_sk
         partial = float(running[game_ids == g].max()) if not r else math.nan
         results[game] = GameResult(game=game, episodes=len(r), mean=float(np.mean(r)) if r else math.nan,
                                    max=float(np.max(r)) if r else math.nan, frames=int(frames[g]),
-                                   partial_return=partial, returns=r)
+                                   partial_return=partial, returns=r, reward=float(rewards[g]))
     return results
 
 

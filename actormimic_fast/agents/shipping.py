@@ -1,0 +1,180 @@
+"""Shipping an expert: a finished training run -> a small folder anyone can load, play and distil, with where it
+came from and the checks that it still plays.
+
+    folder = ship_expert("~/runs/pqn-pong", "experts/table1/pong")     # `actormimic-fast ship-expert`
+    network, meta = load_expert(folder / "expert.pt", game="pong")      # the normal loader: nothing new to learn
+    shipped = read_shipped(folder)                                      # run.json's "shipped" record
+
+A shipped expert folder holds:
+    expert.pt      the online network's weights in float16 (3.4 MB for the Nature network) and the checkpoint's
+                   meta (kind, game, action set, architecture): evaluate, play, distill and transfer take it as
+                   they take any expert checkpoint; load_expert turns the weights back into float32.
+    run.json       the run's own run.json (one record per training segment: command, commit, machine, date;
+                   files/provenance.py) and "shipped": settings, frames, wall time, the checks below, who shipped.
+    test.csv       the run's test epochs (mean and max per epoch, the paper's protocol), so `report` reads the
+    progress.csv   folder as a run: the experts' table and curves against frames and wall-clock.
+
+The checks made when shipping, recorded in "shipped":
+    fidelity     the 16-bit network's greedy action against the float32 one's on states of the game (played
+                 by the float32 network, epsilon 0.05), and the largest Q-value difference;
+    random       random play on the paper's test protocol (the "random" column beside the expert's score);
+    check        a short greedy game (check_frames from seed 0), its reward and random play's on the same
+                 budget (random_seeds seeds): when the expert's beats random's best, `threshold` is halfway
+                 between and the CI test (tests/test_shipped_experts.py) requires the greedy game to reach it
+                 on any CPU; otherwise the budget cannot tell the expert from random and threshold is None.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import shutil
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..files.checkpoint import CHECKPOINT_NAME, load_checkpoint, restore, save_checkpoint
+from ..files.provenance import command_line, machine, source_commit, utc_now
+from ..files.run_info import RUN_INFO, read_run_info
+from ..models.networks import build_network
+from ..run.evaluation import evaluate, greedy_act
+from .dqn import load_expert
+
+EXPERT_FILE = "expert.pt"
+WEIGHT_DTYPES = {"float16": torch.float16, "bfloat16": torch.bfloat16}
+LOGS = ("test.csv", "progress.csv")
+LAST_EPOCHS = 3            # a shipped expert's score: the mean of its last 3 test epochs (issue 25's bar)
+
+
+def ship_expert(run_folder: str | Path, out: str | Path, *, dtype: str = "float16", check_frames: int = 2_000,
+                random_seeds: int = 5, fidelity_frames: int = 20_000, note: str | None = None) -> Path:
+    """Write the shipped-expert folder `out` from the expert run in run_folder (its checkpoint.pt, run.json,
+    test.csv and progress.csv); returns out. ValueError, naming the argument, for a run that is not an expert,
+    a weight that 16 bits cannot hold, or bad settings."""
+    if dtype not in WEIGHT_DTYPES:
+        raise ValueError(f"dtype must be one of {sorted(WEIGHT_DTYPES)}, got {dtype!r}")
+    for name, value in (("check_frames", check_frames), ("random_seeds", random_seeds),
+                        ("fidelity_frames", fidelity_frames)):
+        if not isinstance(value, int) or value < 1:
+            raise ValueError(f"{name} must be an int >= 1, got {value!r}")
+    run_folder, out = Path(run_folder).expanduser(), Path(out)
+    checkpoint = run_folder / CHECKPOINT_NAME
+    payload = load_checkpoint(checkpoint, expect={"kind": "expert"}, require=("online", "counters", "config"))
+    meta, config, counters = payload["meta"], payload["config"], payload["counters"]
+    info = read_run_info(run_folder)
+    for log in LOGS:
+        if not (run_folder / log).is_file():
+            raise ValueError(f"run_folder {str(run_folder)!r} has no {log}: ship a run that finished a test epoch")
+    game, legal = meta["game"], meta["actions"]
+
+    weights = _to_16_bits(payload["online"], WEIGHT_DTYPES[dtype], checkpoint)
+    full, _ = load_expert(checkpoint)
+    shipped_network = build_network(meta["architecture"], meta["num_actions"])
+    restore(shipped_network, weights, checkpoint, "online")
+    shipped_network.eval()
+
+    frame_skip, seed = int(config.get("frame_skip", 4)), int(config.get("seed", 0))
+    env = dict(frame_skip=frame_skip, noop_max=int(config.get("noop_max", 30)),
+               max_episode_frames=int(config.get("max_episode_frames", 108_000)))
+    random_budget = int(config.get("test_epoch_frames", 125_000))
+    record = {
+        "date": utc_now(), "command": command_line(), **source_commit(), "machine": machine(), "note": note,
+        "from": str(run_folder.resolve()), "algorithm": info.get("algorithm", "dqn"), "weights": dtype,
+        "frames": int(counters["frames"]), "wall_s": float(counters.get("wall_s", math.nan)),
+        "settings": config, "test": _test_summary(run_folder / "test.csv"),
+        "fidelity": _fidelity(full, shipped_network, game, legal, fidelity_frames, seed, env),
+        "random": _summary(evaluate(None, [game], frames_per_game=random_budget, epsilon=1.0,
+                                    envs_per_game=8, seed=seed + 7, **env)[game]),
+        "check": greedy_check(shipped_network, game, legal, check_frames, random_seeds, env),
+    }
+
+    out.mkdir(parents=True, exist_ok=True)
+    save_checkpoint(out / EXPERT_FILE, {"online": weights}, {**meta, "weights": dtype})
+    for log in LOGS:
+        shutil.copyfile(run_folder / log, out / log)
+    (out / RUN_INFO).write_text(json.dumps({**info, "shipped": record}, indent=2, sort_keys=True) + "\n")
+    return out
+
+
+def read_shipped(folder: str | Path) -> dict:
+    """The "shipped" record of a shipped-expert folder; ValueError naming the folder when it is not one."""
+    folder = Path(folder)
+    info = read_run_info(folder)
+    if "shipped" not in info or not (folder / EXPERT_FILE).is_file():
+        raise ValueError(f"{str(folder)!r} is not a shipped expert (no {EXPERT_FILE} or no 'shipped' in {RUN_INFO})")
+    return info["shipped"]
+
+
+def greedy_check(network: torch.nn.Module, game: str, legal, frames: int, random_seeds: int, env: dict,
+                 seed: int = 0) -> dict:
+    """The short greedy game of a shipped expert against random play on the same budget (module docstring)."""
+    reward = play_greedy(network, game, legal, frames, env, seed)
+    random = [evaluate(None, [game], frames_per_game=frames, epsilon=1.0, seed=seed + s, **env)[game].reward
+              for s in range(random_seeds)]
+    shows = reward > max(random)
+    return {"frames": frames, "seed": seed, "epsilon": 0.0, "reward": reward, "random_rewards": random,
+            "threshold": (reward + max(random)) / 2 if shows else None}
+
+
+def play_greedy(network: torch.nn.Module, game: str, legal, frames: int, env: dict, seed: int = 0) -> float:
+    """The reward of one greedy game of `frames` emulator frames from `seed` (finished episodes or not)."""
+    return evaluate(greedy_act(network, legal), [game], frames_per_game=frames, epsilon=0.0, seed=seed,
+                    **env)[game].reward
+
+
+def _to_16_bits(state: dict, dtype: torch.dtype, checkpoint: Path) -> dict:
+    weights = {}
+    for key, tensor in state.items():
+        if not tensor.is_floating_point():
+            weights[key] = tensor
+            continue
+        half = tensor.to(dtype)
+        if not torch.isfinite(half).all():
+            raise ValueError(f"checkpoint {str(checkpoint)!r}: weight {key!r} (largest magnitude "
+                             f"{tensor.abs().max().item():.4g}) does not fit {dtype}; try dtype='bfloat16'")
+        weights[key] = half
+    return weights
+
+
+@torch.no_grad()
+def _fidelity(full: torch.nn.Module, shipped: torch.nn.Module, game: str, legal, frames: int, seed: int,
+              env: dict) -> dict:
+    """How far the 16-bit network acts from the float32 one, on states the float32 one reaches."""
+    legal_t = torch.as_tensor(np.asarray(legal), dtype=torch.int64)
+    same, states, q_error, q_scale = 0, 0, 0.0, 0.0
+
+    def act(obs: torch.Tensor, game_ids: torch.Tensor) -> np.ndarray:
+        nonlocal same, states, q_error, q_scale
+        q_full, q_shipped = full(obs), shipped(obs)
+        same += int((q_full.argmax(1) == q_shipped.argmax(1)).sum())
+        states += len(obs)
+        q_error = max(q_error, float((q_full - q_shipped).abs().max()))
+        q_scale = max(q_scale, float(q_full.abs().max()))
+        return legal_t[q_full.argmax(1)].numpy()
+
+    evaluate(act, [game], frames_per_game=frames, epsilon=0.05, seed=seed + 11, **env)
+    return {"states": states, "agreement": same / states, "max_q_error": q_error, "max_abs_q": q_scale}
+
+
+def _summary(result) -> dict:
+    return {"episodes": result.episodes, "mean": _jsonable(result.mean), "max": _jsonable(result.max),
+            "frames": result.frames}
+
+
+def _test_summary(path: Path) -> dict:
+    """The run's score: the mean of its last LAST_EPOCHS test epochs with a finished episode, and its best epoch
+    and episode (None when no test episode finished)."""
+    with open(path, newline="") as f:
+        rows = list(csv.DictReader(f))
+    finished = [r for r in rows if r.get("mean") not in (None, "", "nan")]
+    means = [float(r["mean"]) for r in finished]
+    return {"epochs": len(rows), "last_frames": int(rows[-1]["frames"]) if rows else 0,
+            f"mean_last_{LAST_EPOCHS}": float(np.mean(means[-LAST_EPOCHS:])) if means else None,
+            "best_mean": max(means, default=None),
+            "best_max": max((float(r["max"]) for r in finished), default=None)}
+
+
+def _jsonable(value: float):
+    return None if isinstance(value, float) and math.isnan(value) else value

@@ -1,0 +1,97 @@
+"""ship-expert: a tiny real run -> a shipped folder that loads like any expert, acts like the float32 network and
+records where it came from; bad input refused with the argument named."""
+
+import json
+
+import pytest
+import torch
+
+from actormimic_fast.agents.dqn import load_expert
+from actormimic_fast.cli import main
+from actormimic_fast.agents.pqn import PQNConfig, train_pqn_expert
+from actormimic_fast.agents.shipping import EXPERT_FILE, play_greedy, read_shipped, ship_expert
+from actormimic_fast.files.checkpoint import load_checkpoint, save_checkpoint
+from actormimic_fast.report import load_runs, write_report
+
+from cli_runner import run_cli
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    """A 3.2k-frame PQN Pong expert with two test epochs (trained in two segments: a fresh start, a resume)."""
+    out = tmp_path_factory.mktemp("ship") / "run"
+    values = dict(game="pong", envs_per_game=4, rollout_steps=8, epochs=1, minibatches=2, train_epoch_frames=1_600,
+                  test_epoch_frames=400, checkpoint_every=1_600, log_every=640, out=str(out), device="cpu",
+                  progress=False, tensorboard=False, torch_threads=1)
+    train_pqn_expert(PQNConfig(frames_per_game=1_600, **values))
+    train_pqn_expert(PQNConfig(frames_per_game=3_200, **values), resume=True)
+    return out
+
+
+def test_a_shipped_expert_loads_as_an_expert_in_16_bits_and_records_its_provenance(tiny_run, tmp_path):
+    folder = ship_expert(tiny_run, tmp_path / "pong", check_frames=400, random_seeds=2, fidelity_frames=400,
+                         note="a test")
+    assert sorted(p.name for p in folder.iterdir()) == ["expert.pt", "progress.csv", "run.json", "test.csv"]
+    raw = load_checkpoint(folder / EXPERT_FILE)
+    assert set(raw) == {"format", "meta", "online"} and raw["meta"]["weights"] == "float16"
+    assert all(t.dtype == torch.float16 for t in raw["online"].values())
+    original = load_checkpoint(tiny_run / "checkpoint.pt")
+    for key, tensor in original["online"].items():         # float16 rounding only (relative 2^-11)
+        torch.testing.assert_close(raw["online"][key].float(), tensor, rtol=2 ** -10, atol=1e-6)
+
+    network, meta = load_expert(folder / EXPERT_FILE, game="pong")   # the normal loader, back in float32
+    assert meta["actions"] == original["meta"]["actions"] and next(network.parameters()).dtype == torch.float32
+    full, _ = load_expert(tiny_run / "checkpoint.pt")
+    obs = torch.randint(0, 256, (16, 4, 84, 84), dtype=torch.uint8)
+    with torch.no_grad():
+        torch.testing.assert_close(network(obs), full(obs), rtol=1e-2, atol=1e-3)
+
+    shipped = read_shipped(folder)
+    assert shipped["frames"] == 3_200 and shipped["algorithm"] == "pqn" and shipped["note"] == "a test"
+    assert shipped["settings"]["envs_per_game"] == 4 and shipped["test"]["epochs"] == 2
+    assert shipped["fidelity"]["states"] == 100 and shipped["fidelity"]["agreement"] >= 0.9
+    assert shipped["random"]["frames"] >= 400 and len(shipped["check"]["random_rewards"]) == 2
+    check = shipped["check"]
+    assert check["reward"] == play_greedy(network, "pong", meta["actions"], 400, {"frame_skip": 4})
+    if check["threshold"] is not None:
+        assert max(check["random_rewards"]) < check["threshold"] < check["reward"]
+    info = json.loads((folder / "run.json").read_text())
+    assert [s["frames"] for s in info["segments"]] == [0, 1_600]       # both training segments, traced
+    assert all("commit" in s and s["machine"]["cores"] >= 1 for s in info["segments"])
+
+    markdown, _ = write_report(load_runs([folder]), tmp_path / "report")   # report reads it as a run
+    assert "| pong |" in markdown
+
+
+def test_ship_expert_refuses_what_it_cannot_ship(tiny_run, tmp_path):
+    with pytest.raises(ValueError, match="dtype must be one of"):
+        ship_expert(tiny_run, tmp_path / "a", dtype="float8")
+    with pytest.raises(ValueError, match="check_frames must be an int >= 1, got 0"):
+        ship_expert(tiny_run, tmp_path / "a", check_frames=0)
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        ship_expert(tmp_path / "nowhere", tmp_path / "a")
+    payload = load_checkpoint(tiny_run / "checkpoint.pt")
+    payload["online"]["head.bias"] = payload["online"]["head.bias"] + 1e6     # beyond float16's 65504
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    for name in ("run.json", "test.csv", "progress.csv"):
+        (broken / name).write_bytes((tiny_run / name).read_bytes())
+    save_checkpoint(broken / "checkpoint.pt", {k: v for k, v in payload.items() if k not in ("format", "meta")},
+                    payload["meta"])
+    with pytest.raises(ValueError, match="weight 'head.bias' .* does not fit torch.float16; try dtype='bfloat16'"):
+        ship_expert(broken, tmp_path / "a")
+    assert not (tmp_path / "a").exists()
+    with pytest.raises(ValueError, match="is not a shipped expert"):
+        read_shipped(tiny_run)
+
+
+def test_ship_expert_command_line(tiny_run, tmp_path, capsys):
+    proc = run_cli("ship-expert", tiny_run, "--out", tmp_path / "pong", "--check-frames", "400", "--fidelity-frames",
+                   "400", "--dtype", "bfloat16")
+    record = json.loads(proc.stdout)
+    assert record["weights"] == "bfloat16" and record["check"]["frames"] == 400 and "settings" not in record
+    assert record["command"].startswith("actormimic-fast ship-expert")
+    for option in ("--check-frames", "--fidelity-frames"):
+        with pytest.raises(SystemExit) as exit_:
+            main(["ship-expert", str(tiny_run), "--out", str(tmp_path / "x"), option, "0"])
+        assert exit_.value.code == 2 and f"{option} must be >= 1, got '0'" in capsys.readouterr().err
