@@ -28,7 +28,7 @@ $(VENV)/.built: $(STAMP) $(NATIVE_SOURCES)
 build: $(VENV)/.built
 
 test: build
-	$(PY) -m pytest -q tests
+	$(PY) -m pytest -q tests --durations=25
 
 # The tests that compare numbers, once under each other CPU kernel set (docs/testing.md): ATen's scalar and AVX2
 # kernels instead of the best this CPU has, and oneDNN (convolutions) held to AVX2.

@@ -52,8 +52,10 @@ def test_after_kill_9_the_resumed_logs_read_as_one_run(tmp_path):
     kill(proc)
     at_kill = load_checkpoint(out / "checkpoint.pt")["counters"]
     assert last_progress_frames(out) > at_kill["frames"]                     # rows the resumed run writes again
-    summary = cli_summary(*ARGS, "--out", out, "--frames", "8000", "--resume")
-    assert summary["frames"] == 8_000 and summary["resumes"] == 1
+    # only --out and --resume: every setting, the frame budget included, comes from the checkpoint
+    summary = cli_summary("train-expert", "--out", out, "--resume", "--no-progress")
+    assert summary["frames"] == 8_000 and summary["agent_steps"] == 2_000 and summary["resumes"] == 1
+    assert load_checkpoint(out / "checkpoint.pt", expect={"game": "breakout"})["config"]["learning_starts"] == 200
     frames = [int(r["frames"]) for r in read_csv(out / "progress.csv")]
     assert frames == list(range(200, 8_001, 200))                            # once each, in order
     episodes = read_csv(out / "episodes.csv")

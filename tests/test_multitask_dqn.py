@@ -158,7 +158,8 @@ def test_mcdqn_cli_smoke_run_then_resume(tmp_path):
     out = tmp_path / "mcdqn"
     options = [f"--{k.replace('_', '-')}={v}" for k, v in TINY.items() if not isinstance(v, bool)]
     summary = cli("train-multitask-dqn", "--variant", "mcdqn", "--games", "pong,breakout", "--batch-sampling",
-                  "per_game", "--frames-per-game", "2k", "--double-dqn", "--out", out, "--no-progress",
+                  "per_game", "--frames-per-game", "2k", "--double-dqn", "--batch-size", "8", "--out", out,
+                  "--no-progress",
                   "--no-tensorboard", *options)
     assert summary["variant"] == "mcdqn" and summary["games"] == ["pong", "breakout"]
     assert summary["frames_per_game"] == 2_000 and summary["updates"] == (1_000 - 200 + 2) // 4
