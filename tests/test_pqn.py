@@ -128,6 +128,10 @@ def test_pqn_resume_continues_the_state_it_saved_and_is_deterministic(tmp_path):
     steps = lambda payload: [s["step"].item() for s in payload["optimizer"]["state"].values()]
     assert steps(a) == [s + (resumed["updates"] - first["updates"]) * 2 * 2 for s in steps(saved)]
     assert not torch.equal(a["online"]["head.weight"], saved["online"]["head.weight"])
+    # a resume with a new learning rate learns at it: the optimiser's state is restored, its settings are the run's
+    assert {g["lr"] for g in a["optimizer"]["param_groups"]} == {2.5e-4}
+    lowered = train_pqn_expert(cfg.replace(frames_per_game=4_800, lr=1e-4), resume=True)
+    assert {g["lr"] for g in load_checkpoint(lowered["checkpoint"])["optimizer"]["param_groups"]} == {1e-4}
     with pytest.raises(ValueError, match=r"was made for run=\{'kind': 'expert', 'algorithm': 'pqn'\}"):
         train_expert(DQNConfig(game="pong", out=cfg.out, device="cpu", architecture="nature_ln", progress=False),
                      resume=True)

@@ -130,9 +130,19 @@ def check_actions(folder: str | os.PathLike, payload: dict, meta: dict) -> None:
 
 def restore(target, state, path: str | os.PathLike, key: str) -> None:
     """target.load_state_dict(state) (a module or an optimiser), with a mismatch reported as ValueError naming
-    the checkpoint file and its key."""
+    the checkpoint file and its key.
+
+    An optimiser gets back its state (moments, step counts) but keeps the hyperparameters it was built with
+    (lr, eps, betas, momentum): those are this run's settings, so `--resume --lr 1e-4` lowers the learning rate
+    instead of being overwritten by the saved param_groups. A plain resume builds them from the saved config."""
+    settings = None
+    if isinstance(target, torch.optim.Optimizer):
+        settings = [{k: v for k, v in group.items() if k != "params"} for group in target.param_groups]
     try:
         target.load_state_dict(state)
     except (RuntimeError, ValueError, KeyError, TypeError, IndexError) as exc:
         raise ValueError(f"checkpoint {str(path)!r}: {key!r} does not fit this run's "
                          f"{type(target).__name__}: {exc}") from exc
+    if settings is not None:
+        for group, values in zip(target.param_groups, settings):
+            group.update(values)
