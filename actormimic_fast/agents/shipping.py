@@ -40,7 +40,6 @@ from ..files.provenance import command_line, machine, source_commit, utc_now
 from ..files.run_info import RUN_INFO, read_run_info
 from ..models.networks import build_network
 from ..run.evaluation import evaluate, greedy_act
-from .dqn import load_expert
 
 EXPERT_FILE = "expert.pt"
 WEIGHT_DTYPES = {"float16": torch.float16, "bfloat16": torch.bfloat16}
@@ -70,10 +69,10 @@ def ship_expert(run_folder: str | Path, out: str | Path, *, dtype: str = "float1
     game, legal = meta["game"], meta["actions"]
 
     weights = _to_16_bits(payload["online"], WEIGHT_DTYPES[dtype], checkpoint)
-    full, _ = load_expert(checkpoint)
-    shipped_network = build_network(meta["architecture"], meta["num_actions"])
+    full, shipped_network = (build_network(meta["architecture"], meta["num_actions"]) for _ in range(2))
+    restore(full, payload["online"], checkpoint, "online")      # the checkpoint is read once
     restore(shipped_network, weights, checkpoint, "online")
-    shipped_network.eval()
+    full.eval(), shipped_network.eval()
 
     frame_skip, seed = int(config.get("frame_skip", 4)), int(config.get("seed", 0))
     env = dict(frame_skip=frame_skip, noop_max=int(config.get("noop_max", 30)),
