@@ -95,3 +95,12 @@ def test_ship_expert_command_line(tiny_run, tmp_path, capsys):
         with pytest.raises(SystemExit) as exit_:
             main(["ship-expert", str(tiny_run), "--out", str(tmp_path / "x"), option, "0"])
         assert exit_.value.code == 2 and f"{option} must be >= 1, got '0'" in capsys.readouterr().err
+
+
+def test_jsonable_turns_every_nan_into_null_so_strict_json_accepts_it():
+    from actormimic_fast.files.json_values import jsonable
+    nan = float("nan")
+    value = {"mean": nan, "games": [{"max": nan, "returns": (1.0, nan)}], "name": "pong", "frames": 3}
+    cleaned = jsonable(value)
+    assert cleaned == {"mean": None, "games": [{"max": None, "returns": [1.0, None]}], "name": "pong", "frames": 3}
+    json.dumps(cleaned, allow_nan=False)  # raises if a NaN slipped through

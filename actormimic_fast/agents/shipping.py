@@ -36,6 +36,7 @@ import numpy as np
 import torch
 
 from ..files.checkpoint import CHECKPOINT_NAME, load_checkpoint, restore, save_checkpoint
+from ..files.json_values import jsonable
 from ..files.provenance import command_line, machine, source_commit, utc_now
 from ..files.run_info import RUN_INFO, read_run_info
 from ..models.networks import build_network
@@ -158,7 +159,7 @@ def _fidelity(full: torch.nn.Module, shipped: torch.nn.Module, game: str, legal,
 
 
 def _summary(result) -> dict:
-    return {"episodes": result.episodes, "mean": _jsonable(result.mean), "max": _jsonable(result.max),
+    return {"episodes": result.episodes, "mean": jsonable(result.mean), "max": jsonable(result.max),
             "frames": result.frames}
 
 
@@ -174,6 +175,3 @@ def _test_summary(path: Path) -> dict:
             "best_mean": max(means, default=None),
             "best_max": max((float(r["max"]) for r in finished), default=None)}
 
-
-def _jsonable(value: float):
-    return None if isinstance(value, float) and math.isnan(value) else value

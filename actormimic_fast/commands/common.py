@@ -5,10 +5,10 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
-import math
 import os
 from pathlib import Path
 
+from ..files.json_values import jsonable
 from ..run.counts import format_count
 
 
@@ -25,15 +25,6 @@ def usage_errors(parser: argparse.ArgumentParser):
 def print_summary(summary: dict, **first) -> None:
     """A run's summary as one JSON line on stdout: first's keys, then the summary's (NaN as null)."""
     print(json.dumps({**first, **{k: jsonable(v) for k, v in summary.items()}}), flush=True)
-
-
-def jsonable(value):
-    """NaN -> None (JSON has no NaN), recursively through dicts."""
-    if isinstance(value, float) and math.isnan(value):
-        return None
-    if isinstance(value, dict):
-        return {k: jsonable(v) for k, v in value.items()}
-    return value
 
 
 def add_settings_options(parser: argparse.ArgumentParser, settings_cls, title: str, skip=()) -> None:

@@ -6,8 +6,9 @@ import argparse
 import json
 from pathlib import Path
 
+from ..files.json_values import jsonable
 from ..run.counts import parse_count
-from .common import add_video_options, check_video_options, jsonable, writable_folder
+from .common import add_video_options, check_video_options, writable_folder
 
 NAME = "evaluate"
 

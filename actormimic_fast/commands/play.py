@@ -6,8 +6,9 @@ from __future__ import annotations
 import argparse
 import json
 
+from ..files.json_values import jsonable
 from ..run.counts import parse_count
-from .common import add_video_options, check_video_options, jsonable
+from .common import add_video_options, check_video_options
 
 NAME = "play"
 

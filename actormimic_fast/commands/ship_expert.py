@@ -6,8 +6,9 @@ from __future__ import annotations
 import argparse
 import json
 
+from ..files.json_values import jsonable
 from ..run.counts import parse_count
-from .common import jsonable, usage_errors, writable_folder
+from .common import usage_errors, writable_folder
 
 NAME = "ship-expert"
 
