@@ -154,13 +154,14 @@ class ExpertPQN(ExpertDQN):
 
         obs, action, target = per_game(rollout.obs), per_game(rollout.action), per_game(returns)
         weight = per_game(rollout.valid.float())
-        rows = obs.shape[1]
+        rows, game_index = obs.shape[1], torch.arange(groups, device=self.device).unsqueeze(1)
         loss_sum = torch.zeros(groups, device=self.device)
         q_sum = torch.zeros(groups, device=self.device)          # Q(s_t, a_t) of the trained rows
         for _ in range(cfg.epochs):
             order = torch.stack([torch.randperm(rows, generator=shuffle) for shuffle in self.shuffles])
             for chunk in order.tensor_split(cfg.minibatches, dim=1):     # [games, rows of the minibatch]
-                rows_of = lambda x: torch.stack([x[g, chunk[g]] for g in range(groups)])
+                chunk = chunk.to(self.device)
+                rows_of = lambda x: x[game_index, chunk]                 # [games, rows of the minibatch, ...]
                 s_t, a_t, g_t, w_t = rows_of(obs).flatten(0, 1), rows_of(action), rows_of(target), rows_of(weight)
                 with self.autocast:
                     q_t = self.q_rows(self.online, s_t).float()
