@@ -158,9 +158,8 @@ class ExpertPQN(ExpertDQN):
         loss_sum = torch.zeros(groups, device=self.device)
         q_sum = torch.zeros(groups, device=self.device)          # Q(s_t, a_t) of the trained rows
         for _ in range(cfg.epochs):
-            order = torch.stack([torch.randperm(rows, generator=shuffle) for shuffle in self.shuffles])
+            order = torch.stack([torch.randperm(rows, generator=shuffle) for shuffle in self.shuffles]).to(self.device)
             for chunk in order.tensor_split(cfg.minibatches, dim=1):     # [games, rows of the minibatch]
-                chunk = chunk.to(self.device)
                 rows_of = lambda x: x[game_index, chunk]                 # [games, rows of the minibatch, ...]
                 s_t, a_t, g_t, w_t = rows_of(obs).flatten(0, 1), rows_of(action), rows_of(target), rows_of(weight)
                 with self.autocast:

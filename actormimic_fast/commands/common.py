@@ -24,7 +24,7 @@ def usage_errors(parser: argparse.ArgumentParser):
 
 def print_summary(summary: dict, **first) -> None:
     """A run's summary as one JSON line on stdout: first's keys, then the summary's (NaN as null)."""
-    print(json.dumps({**first, **{k: jsonable(v) for k, v in summary.items()}}), flush=True)
+    print(json.dumps({**first, **jsonable(summary)}), flush=True)
 
 
 def add_settings_options(parser: argparse.ArgumentParser, settings_cls, title: str, skip=()) -> None:

@@ -1,5 +1,5 @@
 """Values made fit for JSON: JSON has no NaN, so a score that does not exist (no finished episode) is written
-as null. Every file and stdout line the package writes as JSON passes its numbers through jsonable."""
+as null. The commands' JSON lines and ship-expert's record pass their values through jsonable."""
 
 from __future__ import annotations
 
