@@ -112,9 +112,13 @@ ARGS = ["train-expert", "--game", "pong", "--num-envs", str(NUM_ENVS), "--replay
 
 
 def start_cli(out, frames: str) -> subprocess.Popen:
+    """The command as a user starts it from a terminal. SIGINT goes back to its default in the child: a
+    suite started in the background by a non-interactive shell inherits SIGINT ignored, and Python then
+    installs no KeyboardInterrupt handler, so Ctrl-C would do nothing (the cause of this test's timeouts)."""
     env = dict(os.environ, PYTHONPATH=str(ROOT))
-    return subprocess.Popen([sys.executable, "-m", "actormimic_fast.cli", *ARGS, "--frames", frames, "--out", str(out)],
-                            cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen([sys.executable, "-X", "faulthandler", "-m", "actormimic_fast.cli", *ARGS, "--frames", frames,
+                             "--out", str(out)], cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
 
 
 def wait_for_checkpoint_with_updates(proc: subprocess.Popen, path, timeout: float = 180) -> None:
@@ -140,8 +144,13 @@ def test_ctrl_c_stops_both_threads_promptly_and_keeps_the_checkpoint(tmp_path):
     try:
         _, stderr = proc.communicate(timeout=60)
     except subprocess.TimeoutExpired:
-        proc.kill()
-        raise AssertionError("the run did not stop within 60 s of Ctrl-C")
+        proc.send_signal(signal.SIGABRT)      # faulthandler (-X faulthandler) prints every thread's stack
+        try:
+            _, stderr = proc.communicate(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            _, stderr = proc.communicate()
+        raise AssertionError(f"the run did not stop within 60 s of Ctrl-C; its threads:\n{stderr[-8000:]}")
     assert proc.returncode != 0 and "KeyboardInterrupt" in stderr
     assert load_checkpoint(out / "checkpoint.pt")["counters"]["frames"] < 1_000_000
 
