@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from actormimic_fast.models.networks import SeparateNetworks, StackedNetworks, build_network
-from actormimic_fast.models.optimizers import AuthorsAdam, DeepMindRMSprop, make_optimizer
+from actormimic_fast.models.optimizers import AuthorsAdam, DeepMindRMSprop, fast_optimizer_options, make_optimizer
 
 
 @pytest.mark.parametrize("architecture,feature_dim", [("nature", 512), ("large", 1024)])
@@ -125,3 +125,43 @@ def test_networks_side_by_side_train_as_each_network_alone(container, optimizer)
     for k, network in enumerate(alone):
         fresh.load_network_state(k, network.state_dict())
     torch.testing.assert_close(fresh(obs), joint(obs))
+
+
+@pytest.mark.parametrize("name,cls,option", [("adam", torch.optim.Adam, "fused"), ("radam", torch.optim.RAdam, "foreach")])
+def test_torch_optimisers_run_their_fast_implementation_with_the_per_tensor_loops_arithmetic(name, cls, option):
+    """fused Adam / multi-tensor RAdam on the CPU (models/optimizers.py): the per-tensor loop's steps, up to
+    float32 rounding, through RAdam's rectified phase (rho_t > 5 from step 6) too."""
+    torch.manual_seed(0)
+    fast_net, loop_net = build_network("nature_ln", 6), build_network("nature_ln", 6)
+    loop_net.load_state_dict(fast_net.state_dict())
+    initial = copy.deepcopy(loop_net)
+    fast = make_optimizer(name, fast_net.parameters(), lr=1e-3)
+    loop = cls(loop_net.parameters(), lr=1e-3, eps=1e-8, foreach=False)
+    assert type(fast) is cls and fast.defaults[option] is True
+    for _ in range(8):
+        grads = [torch.randn_like(p) for p in fast_net.parameters()]
+        for net, opt in ((fast_net, fast), (loop_net, loop)):
+            for p, g in zip(net.parameters(), grads):
+                p.grad = g.clone()
+            opt.step()
+    for p, q, p0 in zip(fast_net.parameters(), loop_net.parameters(), initial.parameters()):
+        torch.testing.assert_close(p, q, atol=1e-6, rtol=1e-5)
+        assert (q - p0).abs().max() > 1e-3        # the steps moved every tensor far past the tolerance
+    with pytest.raises(ValueError, match="name must be 'adam' or 'radam', got 'sgd'"):
+        fast_optimizer_options("sgd", [])
+
+
+def test_a_resumed_optimiser_keeps_its_fast_implementation(tmp_path):
+    """A checkpoint saved by a per-tensor optimiser (runs before the change) restores into the fast one and
+    leaves it fast: restore() keeps this run's group settings (files/checkpoint.py)."""
+    from actormimic_fast.files.checkpoint import restore
+    net = build_network("nature", 6)
+    old = torch.optim.Adam(net.parameters(), lr=1e-3, foreach=False)
+    for p in net.parameters():
+        p.grad = torch.ones_like(p)
+    old.step()
+    fast = make_optimizer("adam", net.parameters(), lr=1e-3)
+    restore(fast, old.state_dict(), tmp_path / "checkpoint.pt", "optimizer")
+    assert fast.param_groups[0]["fused"] is True and fast.param_groups[0]["foreach"] is not True
+    fast.step()
+    assert all(torch.isfinite(p).all() for p in net.parameters())

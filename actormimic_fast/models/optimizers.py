@@ -81,14 +81,35 @@ OPTIMIZERS = ("rmsprop", "adam", "authors_adam", "radam")
 def make_optimizer(name: str, params, *, lr: float, rmsprop_momentum: float = 0.95, rmsprop_eps: float = 0.01,
                    adam_eps: float = 1e-8, capturable: bool = False) -> Optimizer:
     """The optimiser a config names: rmsprop (DeepMindRMSprop), adam (torch.optim.Adam, ``capturable`` for
-    CUDA graphs: its step count stays on the device) or authors_adam. DeepMindRMSprop and AuthorsAdam keep
-    no host-side state, so they are capturable as they are."""
+    CUDA graphs: its step count stays on the device), authors_adam or radam (torch.optim.RAdam). DeepMindRMSprop
+    and AuthorsAdam keep no host-side state, so they are capturable as they are.
+
+    torch's own optimisers run their fastest implementation (fast_optimizer_options): on the CPU torch
+    defaults to one loop of elementwise ops per tensor, which costs a Nature DQN's 1.7M weights 8.7 ms per Adam
+    step and 14.2 ms per RAdam step on 2 cores, against 1.0 ms fused and 4.1 ms multi-tensor (foreach)
+    (measured, benchmarks/RESULTS.md): a quarter of a PQN minibatch step."""
+    params = list(params)
     if name == "rmsprop":
         return DeepMindRMSprop(params, lr=lr, momentum=rmsprop_momentum, eps=rmsprop_eps)
     if name == "adam":
-        return torch.optim.Adam(params, lr=lr, eps=adam_eps, capturable=capturable)
+        return torch.optim.Adam(params, lr=lr, eps=adam_eps, capturable=capturable, **fast_optimizer_options("adam", params))
     if name == "authors_adam":
         return AuthorsAdam(params, lr=lr)
     if name == "radam":      # PQN's (torch.optim.RAdam: Adam whose early steps are rectified, no warm-up needed)
-        return torch.optim.RAdam(params, lr=lr, eps=adam_eps, capturable=capturable)
+        return torch.optim.RAdam(params, lr=lr, eps=adam_eps, capturable=capturable,
+                                 **fast_optimizer_options("radam", params))
     raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {name!r}")
+
+
+def fast_optimizer_options(name: str, params) -> dict:
+    """The fastest implementation torch has of optimizer `name` ("adam" or "radam") for these parameters:
+    fused Adam on the CPU (CUDA keeps torch's default, multi-tensor, which its CUDA graphs are tested with),
+    multi-tensor RAdam everywhere (it has no fused kernel). The same arithmetic as the per-tensor loop, up to
+    float32 rounding. Shared by the trainers and the reference loops, so that each peer runs its best."""
+    params = [p["params"] if isinstance(p, dict) else p for p in params]
+    on_cpu = all(t.device.type == "cpu" for p in params for t in (p if isinstance(p, (list, tuple)) else [p]))
+    if name == "adam":
+        return {"fused": True} if on_cpu else {}
+    if name == "radam":
+        return {"foreach": True}
+    raise ValueError(f"name must be 'adam' or 'radam', got {name!r}")

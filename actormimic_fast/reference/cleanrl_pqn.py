@@ -27,6 +27,7 @@ import torch
 import torch.nn.functional as F
 
 from ..models.networks import build_network
+from ..models.optimizers import fast_optimizer_options
 from .atari_reference import make_reference_envs
 from .cleanrl_dqn import minimal_actions
 
@@ -89,8 +90,10 @@ def pqn_update(network, optimizer, obs: torch.Tensor, actions: torch.Tensor, ret
 
 
 def pqn_optimizer(network, lr: float = 2.5e-4) -> torch.optim.RAdam:
-    """PQN's optimiser: RAdam, eps 1e-8 (torch's default, CleanRL's)."""
-    return torch.optim.RAdam(network.parameters(), lr=lr, eps=1e-8)
+    """PQN's optimiser: RAdam, eps 1e-8 (torch's default, CleanRL's), in its fastest implementation here
+    (multi-tensor: the peer gets its best configuration, as the trainer does)."""
+    params = list(network.parameters())
+    return torch.optim.RAdam(params, lr=lr, eps=1e-8, **fast_optimizer_options("radam", params))
 
 
 def update_only(num_actions: int = 6, batch_size: int = 128, device: str = "cpu", amp: bool = False,

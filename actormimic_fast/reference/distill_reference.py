@@ -17,6 +17,7 @@ import numpy as np
 import torch
 
 from ..models.networks import build_network
+from ..models.optimizers import fast_optimizer_options
 from .atari_reference import make_reference_env
 from .masked_softmax_xent import masked_softmax_xent
 
@@ -81,7 +82,8 @@ def distill_reference(expert_paths: list[str], frames_per_game: int = 4_000, see
     rng = np.random.default_rng(seed)
     torch.manual_seed(seed)
     amn = build_network(architecture, NUM_ACTIONS).to(device)
-    optimizer = torch.optim.Adam(amn.parameters(), lr=lr)
+    params = list(amn.parameters())
+    optimizer = torch.optim.Adam(params, lr=lr, **fast_optimizer_options("adam", params))     # its best, as the trainer's
     replays = [NumpyStateReplay(replay_capacity) for _ in games]
     batch_masks = masks_t.repeat_interleave(per_game, dim=0)
 
