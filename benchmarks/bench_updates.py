@@ -189,3 +189,45 @@ def test_matmul_ceiling(benchmark, rates, dtype):
 
         benchmark.pedantic(product, rounds=MATMUL_ROUNDS, iterations=1, warmup_rounds=1)
     rates[f"matmul_{dtype}_gflops"] = 2 * MATMUL_SIZE ** 3 / benchmark.stats.stats.median / 1e9
+
+
+# The update's three convolutions on their own (a PQN minibatch: 128 rows, channels last), forward and
+# forward + backward, in each precision: where bfloat16 pays and where it does not (benchmarks/RESULTS.md).
+CONVOLUTIONS = {"conv1": ((4, 84, 84), (32, 4, 8, 8), 4, False),     # the frames need no gradient
+                "conv2": ((32, 20, 20), (64, 32, 4, 4), 2, True),
+                "conv3": ((64, 9, 9), (64, 64, 3, 3), 1, True)}
+CONV_ROWS = 128
+for _conv in CONVOLUTIONS:
+    for _pass in ("forward", "backward"):
+        register_ratio(f"{_conv} {_pass if _pass == 'forward' else 'forward + backward'}, bfloat16 / float32 (rate)",
+                       f"{_conv}_{_pass}_bfloat16_gflops", f"{_conv}_{_pass}_float32_gflops")
+
+
+@pytest.mark.parametrize("direction", ("forward", "backward"))
+@pytest.mark.parametrize("dtype", ("float32", "bfloat16"))
+@pytest.mark.parametrize("conv", list(CONVOLUTIONS))
+def test_convolution(benchmark, rates, conv, dtype, direction):
+    if dtype == "bfloat16" and not NATIVE_BF16:
+        pytest.skip("this CPU has no native bfloat16 (emulated: ~10x slower than float32; run/precision.py)")
+    in_shape, w_shape, stride, input_grad = CONVOLUTIONS[conv]
+    generator = torch.Generator().manual_seed(0)
+    cast = lambda t: t.to(DEVICE, getattr(torch, dtype)).contiguous(memory_format=torch.channels_last)
+    x = cast(torch.randn(CONV_ROWS, *in_shape, generator=generator)).requires_grad_(input_grad)
+    w = cast(torch.randn(*w_shape, generator=generator)).requires_grad_(True)
+    out = torch.nn.functional.conv2d(x, w, stride=stride)
+    grad_out = torch.randn_like(out)
+    macs = out.numel() * math.prod(w_shape[1:])
+    passes = 1 if direction == "forward" else 3 if input_grad else 2     # forward, weight and input gradients
+
+    def run() -> None:
+        if direction == "forward":
+            with torch.no_grad():
+                torch.nn.functional.conv2d(x, w, stride=stride)
+        else:
+            torch.nn.functional.conv2d(x, w, stride=stride).backward(grad_out)
+        synchronize()
+
+    with trainer_threads("pqn"):
+        run()
+        benchmark.pedantic(run, rounds=10, iterations=1, warmup_rounds=1)
+    rates[f"{conv}_{direction}_{dtype}_gflops"] = 2 * macs * passes / benchmark.stats.stats.median / 1e9
