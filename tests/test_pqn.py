@@ -9,7 +9,7 @@ import torch
 
 from actormimic_fast.agents.dqn import DQNConfig, load_expert, train_expert
 from actormimic_fast.agents.pqn import PQNConfig, train_pqn_expert, train_pqn_experts
-from actormimic_fast.files.checkpoint import load_checkpoint
+from actormimic_fast.files.checkpoint import load_checkpoint, save_checkpoint
 from actormimic_fast.files.run_logs import read_csv
 from actormimic_fast.models.networks import NatureLayerNormDQN, build_network
 from actormimic_fast.native.pool import PoolStep
@@ -220,3 +220,30 @@ def test_pqn_experts_distil_with_policy_and_feature_regression(tmp_path):
                                     torch_threads=1, env_threads=1))
     assert summary["updates"] > 0 and math.isfinite(summary["last_test"]["amn"]["pong"]["agreement"])
     assert summary["feature_heads"] is not None
+
+
+def test_a_run_started_from_an_experts_weights_starts_at_them_in_any_precision(tmp_path):
+    source = train_pqn_expert(tiny_config(tmp_path, frames_per_game=640, test_epoch_frames=0,
+                                          out=str(tmp_path / "source")))
+    payload = load_checkpoint(source["checkpoint"])
+    half = {key: value.half() for key, value in payload["online"].items()}      # 16 bits, as ship-expert writes
+    save_checkpoint(tmp_path / "shipped" / "expert.pt", {"online": half}, payload["meta"])
+    # 64 frames are less than one rollout (4 envs x 8 steps x 4 frames): no update, the checkpoint is the start
+    short = dict(frames_per_game=64, test_epoch_frames=0, checkpoint_every=64)
+    started = train_pqn_expert(tiny_config(tmp_path, **short, init=str(tmp_path / "shipped"), out=str(tmp_path / "a")))
+    online = load_checkpoint(started["checkpoint"])["online"]
+    assert started["updates"] == 0 and all(torch.equal(online[key], value.float()) for key, value in half.items())
+    at_random = train_pqn_expert(tiny_config(tmp_path, **short, out=str(tmp_path / "b")))
+    assert not torch.equal(load_checkpoint(at_random["checkpoint"])["online"]["head.weight"], online["head.weight"])
+    # the DQN trainer takes the same setting (a checkpoint.pt of any expert run of the game and architecture)
+    dqn = train_expert(DQNConfig(game="pong", architecture="nature_ln", frames_per_game=64, test_epoch_frames=0,
+                                 checkpoint_every=64, init=source["checkpoint"], out=str(tmp_path / "c"),
+                                 device="cpu", progress=False, tensorboard=False, torch_threads=1))
+    assert torch.equal(load_checkpoint(dqn["checkpoint"])["online"]["head.weight"], payload["online"]["head.weight"])
+    with pytest.raises(ValueError, match=r"init must be an expert checkpoint .*'nowhere' \(no such file\)"):
+        train_pqn_expert(tiny_config(tmp_path, **short, init="nowhere", out=str(tmp_path / "d")))
+    with pytest.raises(ValueError, match=r"init='.*shipped': .*made for game='pong', not game='breakout'"):
+        train_pqn_expert(tiny_config(tmp_path, **short, game="breakout", init=str(tmp_path / "shipped"),
+                                     out=str(tmp_path / "e")))
+    with pytest.raises(ValueError, match="init must be empty when experts train together"):
+        train_pqn_experts(tiny_config(tmp_path, **short, init=str(tmp_path / "shipped")), ["pong", "breakout"])

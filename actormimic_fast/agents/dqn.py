@@ -61,6 +61,10 @@ class DQNConfig(OutputSettings, EvaluationSettings, ComputeSettings, QLearningSe
     replay_capacity: int = _f(1_000_000, "replay memory size in transitions", count=True, low=1)
     compile: bool = _f(False, "torch.compile the network calls of the update and the acting pass (CPU and CUDA; "
                               "the one-off compile time is reported on its own as compile_s)")
+    init: str = _f("", "start the network from an expert's weights instead of at random: its run folder, "
+                       "checkpoint.pt or shipped expert.pt (same game and architecture; any precision). The "
+                       "optimiser, counters and schedules start fresh (e.g. --epsilon-start 0.01), so a run whose "
+                       "folder was lost goes on from weights committed earlier. Read only when the run starts")
     out: str = _f("runs/expert", "output folder: checkpoints, CSV files, TensorBoard events")
 
     TOML_TABLE = "expert"
@@ -390,7 +394,10 @@ def train_expert(cfg: DQNConfig, resume: bool = False, *, initial_online: Mappin
         "amn-policy", ...} (default {"kind": "expert"}). The checkpoint keeps it (meta["run"]) and a resumed
         run must bring the same, so a transfer run cannot be continued as something else.
     """
-    return _train([canonical_name(cfg.game)], cfg, [Path(cfg.out)], resume, initial_online, run_info)[0]
+    game = canonical_name(cfg.game)
+    if initial_online is None and run_info is None:      # a plain expert (transfer brings its own init)
+        initial_online = expert_init(cfg, game, resume)
+    return _train([game], cfg, [Path(cfg.out)], resume, initial_online, run_info)[0]
 
 
 def train_experts(cfg: DQNConfig, games: list[str], resume: bool = False) -> dict[str, dict]:
@@ -401,9 +408,33 @@ def train_experts(cfg: DQNConfig, games: list[str], resume: bool = False) -> dic
     games = [canonical_name(g) for g in games]
     if len(set(games)) != len(games):
         raise ValueError(f"games must be distinct, got {games}")
+    if cfg.init:
+        raise ValueError(f"init must be empty when experts train together (it names one game's expert), "
+                         f"got {cfg.init!r}")
     folders = [Path(cfg.out) / game for game in games]
     summaries = _train(games, cfg, folders, resume, None, None)
     return dict(zip(games, summaries))
+
+
+def expert_init(cfg, game: str, resume: bool) -> dict[str, torch.Tensor] | None:
+    """The online weights cfg.init names (an expert of `game` and cfg.architecture), for a run that starts
+    fresh; None when cfg.init is empty or the run resumes a checkpoint (its own weights win)."""
+    if not cfg.init or (resume and (Path(cfg.out) / CHECKPOINT_NAME).exists()):
+        return None
+    path = Path(cfg.init).expanduser()
+    if path.is_dir():
+        found = [path / name for name in ("expert.pt", CHECKPOINT_NAME) if (path / name).exists()]
+        if not found:
+            raise ValueError(f"init must be an expert checkpoint or a folder holding expert.pt or "
+                             f"{CHECKPOINT_NAME}, got {cfg.init!r} (a folder with neither)")
+        path = found[0]
+    elif not path.exists():
+        raise ValueError(f"init must be an expert checkpoint or a folder holding one, got {cfg.init!r} (no such file)")
+    try:
+        network, _ = load_expert(path, game=game, architecture=cfg.architecture)
+    except ValueError as exc:
+        raise ValueError(f"init={cfg.init!r}: {exc}") from exc
+    return {key: value.float() for key, value in network.state_dict().items()}
 
 
 def check_run_info(run: RunContext, run_info: Mapping[str, Any]) -> None:

@@ -38,7 +38,7 @@ from ..run.loop import RunLoop, make_schedule
 from ..run.rollouts import Rollout, RolloutBuffer, q_lambda_returns
 from ..run.settings import (ComputeSettings, EnvSettings, EvaluationSettings, OptimizerSettings, OutputSettings,
                             setting as _f)
-from .dqn import DQNConfig, ExpertDQN, check_run_info
+from .dqn import DQNConfig, ExpertDQN, check_run_info, expert_init
 
 
 # -- settings ---------------------------------------------------------------------------------------
@@ -66,6 +66,7 @@ class PQNConfig(OutputSettings, EvaluationSettings, ComputeSettings, OptimizerSe
     architecture: str = _f("nature_ln", "network: nature_ln (the Nature DQN with LayerNorms, PQN's), nature or large",
                            choices=ARCHITECTURES)
     compile: bool = DQNConfig.with_default("compile", False)
+    init: str = DQNConfig.with_default("init", "")
     optimizer: str = OptimizerSettings.with_default("optimizer", "radam")
     adam_eps: float = OptimizerSettings.with_default("adam_eps", 1e-8)
     lockstep: bool | None = ComputeSettings.with_default("lockstep", True)
@@ -113,8 +114,9 @@ class ExpertPQN(ExpertDQN):
     on_policy = True         # the learner takes whole rollouts (run/learner.py)
 
     def __init__(self, cfg: PQNConfig, games: list[str], legal_actions: list[np.ndarray], device: torch.device,
-                 rollout: RolloutBuffer, folders: list[Path]):
-        super().__init__(cfg, games, legal_actions, cfg.envs_per_game, device, None, folders, dict(RUN_INFO))
+                 rollout: RolloutBuffer, folders: list[Path], initial_online: dict[str, torch.Tensor] | None = None):
+        super().__init__(cfg, games, legal_actions, cfg.envs_per_game, device, None, folders, dict(RUN_INFO),
+                         initial_online)
         self.rollout = rollout
         # each expert's own minibatch order, as it would be alone
         self.shuffles = [torch.Generator().manual_seed(cfg.seed) for _ in games]
@@ -212,8 +214,9 @@ def clip_each_network(online: torch.nn.Module, groups: int, max_norm: float) -> 
 # -- training ---------------------------------------------------------------------------------------
 def train_pqn_expert(cfg: PQNConfig, resume: bool = False) -> dict:
     """Train one PQN expert as cfg says; returns the final counters, last test result and checkpoint path.
-    resume=True continues from <cfg.out>/checkpoint.pt when it exists."""
-    return _train([canonical_name(cfg.game)], cfg, [Path(cfg.out)], resume)[0]
+    resume=True continues from <cfg.out>/checkpoint.pt when it exists. cfg.init: start from an expert's weights."""
+    game = canonical_name(cfg.game)
+    return _train([game], cfg, [Path(cfg.out)], resume, expert_init(cfg, game, resume))[0]
 
 
 def train_pqn_experts(cfg: PQNConfig, games: list[str], resume: bool = False) -> dict[str, dict]:
@@ -222,10 +225,14 @@ def train_pqn_experts(cfg: PQNConfig, games: list[str], resume: bool = False) ->
     games = [canonical_name(g) for g in games]
     if len(set(games)) != len(games):
         raise ValueError(f"games must be distinct, got {games}")
+    if cfg.init:
+        raise ValueError(f"init must be empty when experts train together (it names one game's expert), "
+                         f"got {cfg.init!r}")
     return dict(zip(games, _train(games, cfg, [Path(cfg.out) / game for game in games], resume)))
 
 
-def _train(games: list[str], cfg: PQNConfig, folders: list[Path], resume: bool) -> list[dict]:
+def _train(games: list[str], cfg: PQNConfig, folders: list[Path], resume: bool,
+           initial_online: dict[str, torch.Tensor] | None = None) -> list[dict]:
     expects = [{"kind": "expert", "game": game, "architecture": cfg.architecture} for game in games]
     num_envs = cfg.envs_per_game * len(games)
     run = RunContext.start(cfg, expect=expects, resume=resume, num_envs=num_envs, folders=folders,
@@ -236,7 +243,8 @@ def _train(games: list[str], cfg: PQNConfig, folders: list[Path], resume: bool) 
         legal_actions = [pool.legal_actions(g) for g in range(len(games))]
         rollout = RolloutBuffer(num_envs, cfg.rollout_steps + 1, reward_clip=cfg.reward_clip or None,
                                 life_loss_terminal=cfg.life_loss_terminal)
-        algo = ExpertPQN(cfg, games, legal_actions, run.device, rollout, folders)
+        algo = ExpertPQN(cfg, games, legal_actions, run.device, rollout, folders,
+                         initial_online if run.payloads is None else None)
         if run.payloads is not None:
             for o, payload in enumerate(run.payloads):
                 check_actions(run.folders[o], payload, algo.checkpoint(o)[1])
