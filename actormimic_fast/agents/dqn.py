@@ -405,15 +405,22 @@ def train_experts(cfg: DQNConfig, games: list[str], resume: bool = False) -> dic
     each game's run folder is <cfg.out>/<game> and holds what train_expert would write there. Returns
     {game: summary}. Every expert is what train_expert(cfg with that game) trains: same initial weights,
     exploration stream, replay seed and schedules (equal up to floating-point rounding in lockstep mode)."""
+    games = games_trained_together(cfg, games)
+    folders = [Path(cfg.out) / game for game in games]
+    summaries = _train(games, cfg, folders, resume, None, None)
+    return dict(zip(games, summaries))
+
+
+def games_trained_together(cfg, games: list[str]) -> list[str]:
+    """The canonical names of the games whose experts train together (DQN or PQN); ValueError unless they
+    are distinct and cfg.init is empty (it names one game's expert)."""
     games = [canonical_name(g) for g in games]
     if len(set(games)) != len(games):
         raise ValueError(f"games must be distinct, got {games}")
     if cfg.init:
         raise ValueError(f"init must be empty when experts train together (it names one game's expert), "
                          f"got {cfg.init!r}")
-    folders = [Path(cfg.out) / game for game in games]
-    summaries = _train(games, cfg, folders, resume, None, None)
-    return dict(zip(games, summaries))
+    return games
 
 
 def expert_init(cfg, game: str, resume: bool) -> dict[str, torch.Tensor] | None:

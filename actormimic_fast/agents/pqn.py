@@ -38,7 +38,7 @@ from ..run.loop import RunLoop, make_schedule
 from ..run.rollouts import Rollout, RolloutBuffer, q_lambda_returns
 from ..run.settings import (ComputeSettings, EnvSettings, EvaluationSettings, OptimizerSettings, OutputSettings,
                             setting as _f)
-from .dqn import DQNConfig, ExpertDQN, check_run_info, expert_init
+from .dqn import DQNConfig, ExpertDQN, check_run_info, expert_init, games_trained_together
 
 
 # -- settings ---------------------------------------------------------------------------------------
@@ -222,12 +222,7 @@ def train_pqn_expert(cfg: PQNConfig, resume: bool = False) -> dict:
 def train_pqn_experts(cfg: PQNConfig, games: list[str], resume: bool = False) -> dict[str, dict]:
     """One PQN expert per game, trained together in one pool (cfg.game is ignored), each into <cfg.out>/<game>,
     each as train_pqn_expert would train it alone. Returns {game: summary}."""
-    games = [canonical_name(g) for g in games]
-    if len(set(games)) != len(games):
-        raise ValueError(f"games must be distinct, got {games}")
-    if cfg.init:
-        raise ValueError(f"init must be empty when experts train together (it names one game's expert), "
-                         f"got {cfg.init!r}")
+    games = games_trained_together(cfg, games)
     return dict(zip(games, _train(games, cfg, [Path(cfg.out) / game for game in games], resume)))
 
 
