@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from actormimic_fast.agents.dqn import DQNConfig, load_expert, train_expert
-from actormimic_fast.agents.pqn import PQNConfig, train_pqn_expert, train_pqn_experts
+from actormimic_fast.agents.pqn import PQNConfig, annealed_lr, train_pqn_expert, train_pqn_experts
 from actormimic_fast.files.checkpoint import load_checkpoint, save_checkpoint
 from actormimic_fast.files.run_logs import read_csv
 from actormimic_fast.models.networks import NatureLayerNormDQN, build_network
@@ -128,10 +128,17 @@ def test_pqn_resume_continues_the_state_it_saved_and_is_deterministic(tmp_path):
     steps = lambda payload: [s["step"].item() for s in payload["optimizer"]["state"].values()]
     assert steps(a) == [s + (resumed["updates"] - first["updates"]) * 2 * 2 for s in steps(saved)]
     assert not torch.equal(a["online"]["head.weight"], saved["online"]["head.weight"])
+    # the learning rate decays linearly to 0 over the run, clocked by the last acting step before each update
+    # (within one rollout, 4 envs x 8 steps x 4 frames, of the end)
+    lr_at_end = lambda payload: {g["lr"] for g in payload["optimizer"]["param_groups"]}
+    (lr,) = lr_at_end(a)
+    assert annealed_lr(2.5e-4, 3_200, 3_200) <= lr <= annealed_lr(2.5e-4, 3_200 - 128, 3_200)
     # a resume with a new learning rate learns at it: the optimiser's state is restored, its settings are the run's
-    assert {g["lr"] for g in a["optimizer"]["param_groups"]} == {2.5e-4}
     lowered = train_pqn_expert(cfg.replace(frames_per_game=4_800, lr=1e-4), resume=True)
-    assert {g["lr"] for g in load_checkpoint(lowered["checkpoint"])["optimizer"]["param_groups"]} == {1e-4}
+    (lr,) = lr_at_end(load_checkpoint(lowered["checkpoint"]))
+    assert annealed_lr(1e-4, 4_800, 4_800) <= lr <= annealed_lr(1e-4, 4_800 - 128, 4_800)
+    constant = train_pqn_expert(cfg.replace(frames_per_game=6_400, lr=1e-4, anneal_lr=False), resume=True)
+    assert lr_at_end(load_checkpoint(constant["checkpoint"])) == {1e-4}
     with pytest.raises(ValueError, match=r"was made for run=\{'kind': 'expert', 'algorithm': 'pqn'\}"):
         train_expert(DQNConfig(game="pong", out=cfg.out, device="cpu", architecture="nature_ln", progress=False),
                      resume=True)
@@ -247,3 +254,9 @@ def test_a_run_started_from_an_experts_weights_starts_at_them_in_any_precision(t
                                      out=str(tmp_path / "e")))
     with pytest.raises(ValueError, match="init must be empty when experts train together"):
         train_pqn_experts(tiny_config(tmp_path, **short, init=str(tmp_path / "shipped")), ["pong", "breakout"])
+
+
+def test_the_annealed_learning_rate_is_linear_to_zero_and_stays_there():
+    assert annealed_lr(2.5e-4, 0, 1_000) == 2.5e-4
+    assert annealed_lr(2.5e-4, 250, 1_000) == pytest.approx(1.875e-4, rel=1e-12)
+    assert annealed_lr(2.5e-4, 1_000, 1_000) == 0.0 and annealed_lr(2.5e-4, 1_200, 1_000) == 0.0

@@ -5,9 +5,9 @@
 Many envs of the game in the C++ pool act epsilon-greedily in one forward pass; every T agent steps the
 rollout's Peng Q(lambda) returns are built from the acting passes' own Q-values, and the network takes E
 epochs of M minibatches of squared TD error on them. No replay memory, no target network: the LayerNorms
-of the network (models/networks.py, NatureLayerNormDQN) keep the bootstrapped targets stable. RAdam,
-gradient norm clipped to 10, epsilon 1 -> 0.01 over the first 10% of frames, rewards clipped, a lost life
-cuts the bootstrap (the episode goes on).
+of the network (models/networks.py, NatureLayerNormDQN) keep the bootstrapped targets stable. RAdam with
+its learning rate decayed linearly to 0 over the run, gradient norm clipped to 10, epsilon 1 -> 0.01 over
+the first 10% of frames, rewards clipped, a lost life cuts the bootstrap (the episode goes on).
 
 It trains on the run loop every trainer shares (run/loop.py, lockstep): the loop acts, steps the envs,
 hands each step to the rollout (run/rollouts.py, in the place of a replay) and runs one "update" per
@@ -56,6 +56,8 @@ class PQNConfig(OutputSettings, EvaluationSettings, ComputeSettings, OptimizerSe
     minibatches: int = _f(16, "minibatches per pass (M); each holds T x envs_per_game / M steps of every game", low=1)
     gamma: float = _f(0.99, "discount", low=0, high=1)
     q_lambda: float = _f(0.65, "lambda of the Q(lambda) returns (0: one-step Q-learning targets)", low=0, high=1)
+    anneal_lr: bool = _f(True, "decay the learning rate linearly from lr to 0 over frames_per_game (CleanRL's "
+                               "anneal_lr, the PQN paper's linear decay); a resume with more --frames raises it again")
     max_grad_norm: float = _f(10.0, "clip each network's gradient to this norm (0: no clipping)", low=0)
     reward_clip: float = _f(1.0, "clip each reward to [-c, c] (0: no clipping)", low=0, note="0 turns clipping off")
     life_loss_terminal: bool = _f(True, "a lost life ends the return for bootstrapping (episodes go on)")
@@ -118,6 +120,7 @@ class ExpertPQN(ExpertDQN):
         super().__init__(cfg, games, legal_actions, cfg.envs_per_game, device, None, folders, dict(RUN_INFO),
                          initial_online)
         self.rollout = rollout
+        self.frames = 0          # frames per game at the last acting step: the annealed learning rate's clock
         # each expert's own minibatch order, as it would be alone
         self.shuffles = [torch.Generator().manual_seed(cfg.seed) for _ in games]
 
@@ -133,6 +136,7 @@ class ExpertPQN(ExpertDQN):
                            lambda g=g: best[g * per_game:(g + 1) * per_game], num_legal=len(legal))
             for g, (rng, legal) in enumerate(zip(self.rngs, self.legal_actions))])
         self.rollout.add_act(obs, a_t, q_max)
+        self.frames = frames
         return a_t
 
     def epsilon(self, frames: int) -> float:
@@ -147,6 +151,9 @@ class ExpertPQN(ExpertDQN):
         """E epochs x M minibatches on the rollout's Q(lambda) returns; each game's mean loss and Q(s_t, a_t)
         over the trained rows."""
         cfg, groups = self.cfg, self.groups
+        if cfg.anneal_lr:
+            for group in self.optimizer.param_groups:
+                group["lr"] = annealed_lr(cfg.lr, self.frames, cfg.frames_per_game)
         returns = q_lambda_returns(rollout.reward, rollout.cut, rollout.truncated, rollout.q_next,
                                    gamma=cfg.gamma, lam=cfg.q_lambda)
 
@@ -192,6 +199,11 @@ class ExpertPQN(ExpertDQN):
         super().load_checkpoints(payloads, paths)
         for shuffle, payload in zip(self.shuffles, payloads):
             shuffle.set_state(payload["shuffle_rng"]["torch_generator"])
+
+
+def annealed_lr(lr: float, frames: int, frames_per_game: int) -> float:
+    """The learning rate after `frames` of a run of frames_per_game: linear from lr to 0 (never below 0)."""
+    return lr * max(0.0, 1.0 - frames / frames_per_game)
 
 
 @torch.no_grad()

@@ -14,8 +14,9 @@ How it differs from ours (agents/pqn.py on run/rollouts.py):
 - the bootstrap after the rollout costs one more forward pass here; ours reuses the next act step's;
 - same-step autoreset here, so a rollout has no ignored steps; the pool's next-step autoreset leaves one per
   episode end, which ours keeps out of the loss (RolloutBuffer's ``valid``);
-- observations stay uint8 (CleanRL stores float32: 4x the memory, a slower peer) and the learning rate is not
-  annealed (CleanRL's anneal_lr; ours keeps it constant): both to stay the same algorithm as ours.
+- observations stay uint8 (CleanRL stores float32: 4x the memory, a slower peer);
+- the learning rate anneals linearly to 0 as CleanRL's anneal_lr does, set at each rollout's start; ours is
+  clocked by the frames of the rollout's last acting step (one rollout later: a 1/iterations difference).
 """
 
 from __future__ import annotations
@@ -122,7 +123,8 @@ def train_cleanrl_pqn(game: str = "pong", frames: int = 40_960, num_envs: int = 
                       epochs: int = 4, minibatches: int = 4, seed: int = 0, gamma: float = 0.99,
                       q_lambda: float = 0.65, lr: float = 2.5e-4, max_grad_norm: float = 10.0,
                       epsilon_start: float = 1.0, epsilon_end: float = 0.01, exploration_fraction: float = 0.1,
-                      frame_skip: int = 4, device: str = "cpu", timed_from_frame: int = 0) -> dict:
+                      frame_skip: int = 4, device: str = "cpu", timed_from_frame: int = 0,
+                      anneal_lr: bool = True) -> dict:
     """Train for `frames` emulator frames (whole rollouts: frames // (num_envs x num_steps x frame_skip) of
     them); returns counters, wall time and ``steady_fps``: the frames/s from emulator frame `timed_from_frame`
     on (start-up, the reset and warm-up before it are not timed)."""
@@ -147,7 +149,9 @@ def train_cleanrl_pqn(game: str = "pong", frames: int = 40_960, num_envs: int = 
     agent_steps = episodes = 0
     timed_start, timed_steps = None, 0
     log = torch.zeros(0, 2)                   # the last update's (loss, gradient norm) per step
-    for _ in range(iterations):
+    for iteration in range(iterations):
+        if anneal_lr:
+            optimizer.param_groups[0]["lr"] = (1.0 - iteration / iterations) * lr
         for step in range(num_steps):
             if timed_start is None and agent_steps * frame_skip >= timed_from_frame:
                 timed_start, timed_steps = time.perf_counter(), agent_steps
