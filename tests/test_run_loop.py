@@ -170,9 +170,10 @@ def test_lockstep_distillation_with_several_envs_is_reproducible(tmp_path):
 # issue 24: amp's default is auto (None: on where the CPU computes bfloat16 natively; it was False)
 NEW_SETTINGS = {"lockstep": None, "cuda_graphs": True, "amp": None}
 # issue 23: distill shares the optimiser settings group, whose RMSProp settings are new to it;
-# issue 24: the expert trainers (and transfer, an expert DQN) have --compile
-NEW_FOR_COMMAND = {"distill": {"rmsprop_momentum": 0.95, "rmsprop_eps": 0.01}, "train-expert": {"compile": False},
-                   "transfer": {"compile": False}}
+# issue 24: the expert trainers (and transfer, an expert DQN) have --compile; issue 25: train-expert has --init
+# (start at an expert's weights; transfer's own --init, an AMN, was there before)
+NEW_FOR_COMMAND = {"distill": {"rmsprop_momentum": 0.95, "rmsprop_eps": 0.01},
+                   "train-expert": {"compile": False, "init": ""}, "transfer": {"compile": False}}
 
 
 @pytest.mark.parametrize("command", ["train-expert", "transfer", "train-multitask-dqn", "distill"])
