@@ -1,7 +1,9 @@
 """ship-expert: a tiny real run -> a shipped folder that loads like any expert, acts like the float32 network and
 records where it came from; bad input refused with the argument named."""
 
+import csv
 import json
+import shutil
 
 import pytest
 import torch
@@ -60,6 +62,41 @@ def test_a_shipped_expert_loads_as_an_expert_in_16_bits_and_records_its_provenan
     assert all("commit" in s and s["machine"]["cores"] >= 1 for s in info["segments"])
 
     markdown, _ = write_report(load_runs([folder]), tmp_path / "report")   # report reads it as a run
+    assert "| pong |" in markdown
+
+
+def test_a_run_started_from_a_shipped_expert_ships_with_that_experts_frames_hours_and_logs(tiny_run, tmp_path):
+    first = ship_expert(tiny_run, tmp_path / "first", check_frames=400, random_seeds=1, fidelity_frames=400)
+    values = dict(game="pong", envs_per_game=4, rollout_steps=8, epochs=1, minibatches=2, train_epoch_frames=1_600,
+                  test_epoch_frames=400, checkpoint_every=1_600, log_every=640, device="cpu", progress=False,
+                  tensorboard=False, torch_threads=1)
+    again = tmp_path / "again"
+    train_pqn_expert(PQNConfig(frames_per_game=1_600, init=str(first), out=str(again), **values))
+    assert (again / "init" / "test.csv").read_text() == (first / "test.csv").read_text()
+    shutil.rmtree(first)                       # the in-progress folder may be gone by the time this one ships
+    second = ship_expert(again, tmp_path / "second", check_frames=400, random_seeds=1, fidelity_frames=400)
+
+    shipped = read_shipped(second)
+    assert shipped["frames_this_run"] == 1_600 and shipped["init"]["frames"] == 3_200
+    assert shipped["frames"] == 4_800 and shipped["wall_s"] == shipped["init"]["wall_s"] + shipped["wall_s_this_run"]
+    assert [s["frames"] for s in shipped["init"]["segments"]] == [0, 1_600]     # how the earlier weights were made
+    assert shipped["init"]["shipped"]["from"] == str(tiny_run.resolve())
+    with open(second / "test.csv", newline="") as f:
+        tests = list(csv.DictReader(f))
+    assert [int(r["epoch"]) for r in tests] == [1, 2, 3]
+    with open(again / "test.csv", newline="") as f:
+        own = list(csv.DictReader(f))
+    assert len(own) == 1 and tests[2]["frames"] == str(3_200 + int(own[0]["frames"]))
+    assert tests[2]["mean"] == own[0]["mean"] and tests[:2] == list(csv.DictReader(open(tiny_run / "test.csv")))
+    assert shipped["test"]["epochs"] == 3
+    with open(second / "progress.csv", newline="") as f:
+        progress = list(csv.DictReader(f))
+    frames, walls = [int(r["frames"]) for r in progress], [float(r["wall_s"]) for r in progress]
+    with open(again / "progress.csv", newline="") as f:
+        own_progress = list(csv.DictReader(f))
+    assert frames == sorted(frames) and walls == sorted(walls)
+    assert len(progress) > len(own_progress) and frames[-1] == 3_200 + int(own_progress[-1]["frames"])
+    markdown, _ = write_report(load_runs([second]), tmp_path / "report")
     assert "| pong |" in markdown
 
 

@@ -39,6 +39,7 @@ from ..run.precision import make_autocast
 from ..run.settings import (ComputeSettings, EnvSettings, EvaluationSettings, OutputSettings, QLearningSettings,
                             setting as _f)
 from ..run.state import restore_rng, rng_state
+from .shipping import keep_init_logs
 
 
 # -- settings ---------------------------------------------------------------------------------------
@@ -425,7 +426,9 @@ def games_trained_together(cfg, games: list[str]) -> list[str]:
 
 def expert_init(cfg, game: str, resume: bool) -> dict[str, torch.Tensor] | None:
     """The online weights cfg.init names (an expert of `game` and cfg.architecture), for a run that starts
-    fresh; None when cfg.init is empty or the run resumes a checkpoint (its own weights win)."""
+    fresh; None when cfg.init is empty or the run resumes a checkpoint (its own weights win). When cfg.init
+    is a shipped expert's folder, its records and logs are kept in <cfg.out>/init/ (keep_init_logs), so that
+    ship-expert can count the frames and hours that made those weights after the folder itself is gone."""
     if not cfg.init or (resume and (Path(cfg.out) / CHECKPOINT_NAME).exists()):
         return None
     path = Path(cfg.init).expanduser()
@@ -441,6 +444,7 @@ def expert_init(cfg, game: str, resume: bool) -> dict[str, torch.Tensor] | None:
         network, _ = load_expert(path, game=game, architecture=cfg.architecture)
     except ValueError as exc:
         raise ValueError(f"init={cfg.init!r}: {exc}") from exc
+    keep_init_logs(path.parent, Path(cfg.out))
     return {key: value.float() for key, value in network.state_dict().items()}
 
 

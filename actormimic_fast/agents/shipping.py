@@ -14,6 +14,13 @@ A shipped expert folder holds:
     test.csv       the run's test epochs (mean and max per epoch, the paper's protocol), so `report` reads the
     progress.csv   folder as a run: the experts' table and curves against frames and wall-clock.
 
+A run that started from a shipped expert's weights (train-expert --init <folder>) continues that expert's
+training: the trainer keeps the folder's run.json, test.csv and progress.csv in <run>/init/ (keep_init_logs),
+and shipping it writes one history. "shipped" gets "init" (the earlier expert's shipped record and training
+segments) and counts its frames and wall time in "frames" and "wall_s" ("frames_this_run" and
+"wall_s_this_run" are the run's own); test.csv and progress.csv are the earlier logs followed by the run's,
+whose frames, epochs and wall_s continue from where the earlier ones stopped.
+
 The checks made when shipping, recorded in "shipped":
     fidelity     the 16-bit network's greedy action against the float32 one's on states of the game (played
                  by the float32 network, epsilon 0.05), and the largest Q-value difference;
@@ -46,6 +53,7 @@ EXPERT_FILE = "expert.pt"
 WEIGHT_DTYPES = {"float16": torch.float16, "bfloat16": torch.bfloat16}
 LOGS = ("test.csv", "progress.csv")
 LAST_EPOCHS = 3            # a shipped expert's score: the mean of its last 3 test epochs (issue 25's bar)
+INIT_FOLDER = "init"       # in a run folder: the records and logs of the shipped expert its weights started from
 
 
 def ship_expert(run_folder: str | Path, out: str | Path, *, dtype: str = "float16", check_frames: int = 2_000,
@@ -75,6 +83,11 @@ def ship_expert(run_folder: str | Path, out: str | Path, *, dtype: str = "float1
     restore(shipped_network, weights, checkpoint, "online")
     full.eval(), shipped_network.eval()
 
+    init = _init_record(run_folder)
+    earlier_frames, earlier_wall_s = (init["frames"], init["wall_s"]) if init else (0, 0.0)
+    frames, wall_s = int(counters["frames"]), float(counters.get("wall_s", math.nan))
+    logs = {log: _continued_log(run_folder, log, init) for log in LOGS}
+
     frame_skip, seed = int(config.get("frame_skip", 4)), int(config.get("seed", 0))
     env = dict(frame_skip=frame_skip, noop_max=int(config.get("noop_max", 30)),
                max_episode_frames=int(config.get("max_episode_frames", 108_000)))
@@ -82,8 +95,9 @@ def ship_expert(run_folder: str | Path, out: str | Path, *, dtype: str = "float1
     record = {
         "date": utc_now(), "command": command_line(), **source_commit(), "machine": machine(), "note": note,
         "from": str(run_folder.resolve()), "algorithm": info.get("algorithm", "dqn"), "weights": dtype,
-        "frames": int(counters["frames"]), "wall_s": float(counters.get("wall_s", math.nan)),
-        "settings": config, "test": _test_summary(run_folder / "test.csv"),
+        "frames": earlier_frames + frames, "wall_s": earlier_wall_s + wall_s,
+        **({"init": init, "frames_this_run": frames, "wall_s_this_run": wall_s} if init else {}),
+        "settings": config, "test": _test_summary(logs["test.csv"]),
         "fidelity": _fidelity(full, shipped_network, game, legal, fidelity_frames, seed, env),
         "random": _summary(evaluate(None, [game], frames_per_game=random_budget, epsilon=1.0,
                                     envs_per_game=8, seed=seed + 7, **env)[game]),
@@ -92,8 +106,8 @@ def ship_expert(run_folder: str | Path, out: str | Path, *, dtype: str = "float1
 
     out.mkdir(parents=True, exist_ok=True)
     save_checkpoint(out / EXPERT_FILE, {"online": weights}, {**meta, "weights": dtype})
-    for log in LOGS:
-        shutil.copyfile(run_folder / log, out / log)
+    for log, (fields, rows) in logs.items():
+        _write_csv(out / log, fields, rows)
     (out / RUN_INFO).write_text(json.dumps({**info, "shipped": record}, indent=2, sort_keys=True) + "\n")
     return out
 
@@ -163,11 +177,66 @@ def _summary(result) -> dict:
             "frames": result.frames}
 
 
-def _test_summary(path: Path) -> dict:
+def keep_init_logs(init_folder: Path, out: Path) -> None:
+    """Copy the records and logs of the shipped expert in init_folder to <out>/init/ when a run starts from its
+    weights (nothing when init_folder is not a shipped expert's folder: a run's own checkpoint, say)."""
+    try:
+        read_shipped(init_folder)
+    except (ValueError, FileNotFoundError):
+        return
+    keep = Path(out) / INIT_FOLDER
+    keep.mkdir(parents=True, exist_ok=True)
+    for name in (RUN_INFO, *LOGS):
+        if (init_folder / name).is_file():
+            shutil.copyfile(init_folder / name, keep / name)
+
+
+def _init_record(run_folder: Path) -> dict | None:
+    """What run_folder's weights started from (<run>/init/, kept by keep_init_logs): the earlier expert's
+    shipped record and segments, its frames and wall time (its own earlier ones included); None if nothing."""
+    folder = run_folder / INIT_FOLDER
+    if not (folder / RUN_INFO).is_file():
+        return None
+    info = read_run_info(folder)
+    shipped = info.get("shipped", {})
+    return {"frames": int(shipped.get("frames", 0)), "wall_s": float(shipped.get("wall_s", 0.0)),
+            "shipped": {k: v for k, v in shipped.items() if k != "settings"}, "segments": info.get("segments", [])}
+
+
+def _continued_log(run_folder: Path, log: str, init: dict | None) -> tuple[list[str], list[dict]]:
+    """The fields and rows of run_folder's log, after the init expert's when there is one: the run's frames,
+    epochs and wall_s go on from the init's (module docstring)."""
+    fields, rows = _read_csv(run_folder / log)
+    if init is None or not (run_folder / INIT_FOLDER / log).is_file():
+        return fields, rows
+    earlier_fields, earlier = _read_csv(run_folder / INIT_FOLDER / log)
+    epochs = max((int(r["epoch"]) for r in earlier if r.get("epoch")), default=0)
+    offsets = {"frames": init["frames"], "epoch": epochs, "wall_s": init["wall_s"]}
+    for row in rows:
+        for key, offset in offsets.items():
+            if row.get(key) not in (None, ""):
+                number = float(row[key]) + offset
+                row[key] = str(int(number)) if key != "wall_s" else f"{number:g}"
+    return earlier_fields + [f for f in fields if f not in earlier_fields], earlier + rows
+
+
+def _read_csv(path: Path) -> tuple[list[str], list[dict]]:
+    with open(path, newline="") as f:
+        reader = csv.DictReader(f)
+        return list(reader.fieldnames or []), list(reader)
+
+
+def _write_csv(path: Path, fields: list[str], rows: list[dict]) -> None:
+    with open(path, "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=fields, restval="")
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+def _test_summary(log: tuple[list[str], list[dict]]) -> dict:
     """The run's score: the mean of its last LAST_EPOCHS test epochs with a finished episode, and its best epoch
     and episode (None when no test episode finished)."""
-    with open(path, newline="") as f:
-        rows = list(csv.DictReader(f))
+    rows = log[1]
     finished = [r for r in rows if r.get("mean") not in (None, "", "nan")]
     means = [float(r["mean"]) for r in finished]
     return {"epochs": len(rows), "last_frames": int(rows[-1]["frames"]) if rows else 0,
