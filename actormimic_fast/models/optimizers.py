@@ -105,9 +105,9 @@ def fast_optimizer_options(name: str, params) -> dict:
     """The fastest implementation torch has of optimizer `name` ("adam" or "radam") for these parameters:
     fused Adam on the CPU (CUDA keeps torch's default, multi-tensor, which its CUDA graphs are tested with),
     multi-tensor RAdam everywhere (it has no fused kernel). The same arithmetic as the per-tensor loop, up to
-    float32 rounding. Shared by the trainers and the reference loops, so that each peer runs its best."""
-    params = [p["params"] if isinstance(p, dict) else p for p in params]
-    on_cpu = all(t.device.type == "cpu" for p in params for t in (p if isinstance(p, (list, tuple)) else [p]))
+    float32 rounding. Shared by the trainers and the reference loops, so that each peer runs its best.
+    params: the tensors to optimise (a list, as every caller passes; not parameter-group dicts)."""
+    on_cpu = all(t.device.type == "cpu" for t in params)
     if name == "adam":
         return {"fused": True} if on_cpu else {}
     if name == "radam":
