@@ -8,6 +8,8 @@ import shutil
 import pytest
 import torch
 
+from actormimic_fast.agents.amn_shipping import AMN_FILE, amn_agreement, read_shipped_amn, sha256, ship_amn
+from actormimic_fast.agents.distill import DistillConfig, action_masks, distill, load_amn
 from actormimic_fast.agents.dqn import load_expert
 from actormimic_fast.cli import main
 from actormimic_fast.agents.pqn import PQNConfig, train_pqn_expert
@@ -15,7 +17,9 @@ from actormimic_fast.agents.shipping import EXPERT_FILE, play_greedy, read_shipp
 from actormimic_fast.files.checkpoint import load_checkpoint, save_checkpoint
 from actormimic_fast.report import load_runs, write_report
 
-from cli_runner import run_cli
+from cli_runner import ROOT, run_cli
+
+SHIPPED_EXPERTS = ROOT / "experts" / "table1"
 
 
 @pytest.fixture(scope="module")
@@ -141,3 +145,60 @@ def test_jsonable_turns_every_nan_into_null_so_strict_json_accepts_it():
     cleaned = jsonable(value)
     assert cleaned == {"mean": None, "games": [{"max": None, "returns": [1.0, None]}], "name": "pong", "frames": 3}
     json.dumps(cleaned, allow_nan=False)  # raises if a NaN slipped through
+
+
+@pytest.fixture(scope="module")
+def tiny_amn(tmp_path_factory):
+    """A 2k-frames-per-game AMN distilled from the shipped Pong and Breakout experts (experts/table1)."""
+    out = tmp_path_factory.mktemp("amn") / "run"
+    experts = ",".join(str(SHIPPED_EXPERTS / game / EXPERT_FILE) for game in ("breakout", "pong"))
+    distill(DistillConfig(experts=experts, frames_per_game=2_000, learning_starts=100, train_epoch_frames=1_000,
+                          test_epoch_frames=400, log_every=500, checkpoint_every=2_000, replay_capacity=2_000,
+                          out=str(out), device="cpu", progress=False, tensorboard=False, torch_threads=1))
+    return out
+
+
+def test_a_shipped_amn_loads_as_an_amn_in_16_bits_and_records_its_experts_and_agreement(tiny_amn, tmp_path):
+    folder = ship_amn(tiny_amn, tmp_path / "amn", check_frames=400, fidelity_frames=400, note="a test")
+    assert sorted(p.name for p in folder.iterdir()) == ["amn.pt", "progress.csv", "run.json", "test.csv"]
+    raw = load_checkpoint(folder / AMN_FILE)
+    assert set(raw) == {"format", "meta", "online"} and raw["meta"]["weights"] == "float16"
+    assert all(t.dtype == torch.float16 for t in raw["online"].values() if t.is_floating_point())
+    network, meta = load_amn(folder / AMN_FILE)                 # the normal loader, float32 again
+    full, _ = load_amn(tiny_amn / "checkpoint.pt")
+    obs = torch.randint(0, 256, (8, 4, 84, 84), dtype=torch.uint8)
+    with torch.no_grad():
+        torch.testing.assert_close(network(obs), full(obs), rtol=1e-2, atol=1e-3)
+
+    shipped = read_shipped_amn(folder)
+    assert shipped["games"] == meta["games"] == ["breakout", "pong"] and shipped["frames"] == 2_000
+    assert shipped["note"] == "a test"
+    for game in ("breakout", "pong"):
+        expert = shipped["experts"][game]
+        assert expert["sha256"] == sha256(SHIPPED_EXPERTS / game / EXPERT_FILE)
+        assert expert["shipped"]["test"]["mean_last_3"] == read_shipped(SHIPPED_EXPERTS / game)["test"]["mean_last_3"]
+        assert shipped["test"][game]["amn"]["epochs"] == 2 and shipped["test"][game]["expert"]["epochs"] == 1
+        assert shipped["fidelity"][game]["states"] == 100 and shipped["fidelity"][game]["agreement"] >= 0.9
+        check = shipped["check"][game]
+        assert check["states"] == 100 and check["threshold"] == pytest.approx(max(0.0, check["agreement"] - 0.05))
+    experts = [load_expert(SHIPPED_EXPERTS / g / EXPERT_FILE, game=g) for g in meta["games"]]
+    again = amn_agreement(network, action_masks(meta["actions"]), meta["games"], [n for n, _ in experts],
+                          [m["actions"] for _, m in experts], 400, 0, {"frame_skip": 4})
+    assert {g: r["agreement"] for g, r in again.items()} == {g: shipped["check"][g]["agreement"] for g in again}
+    markdown, _ = write_report(load_runs([folder]), tmp_path / "report")   # report reads it as the run
+    assert "| breakout |" in markdown and "| pong |" in markdown
+
+
+def test_ship_amn_refuses_what_it_cannot_ship(tiny_amn, tiny_run, tmp_path, capsys):
+    with pytest.raises(ValueError, match="dtype must be one of"):
+        ship_amn(tiny_amn, tmp_path / "a", dtype="int8")
+    with pytest.raises(ValueError, match="check_frames must be an int >= 1, got 0"):
+        ship_amn(tiny_amn, tmp_path / "a", check_frames=0)
+    with pytest.raises(ValueError, match="kind"):
+        ship_amn(tiny_run, tmp_path / "a")                 # an expert's run is not an AMN's
+    with pytest.raises(ValueError, match="is not a shipped AMN"):
+        read_shipped_amn(tiny_amn)
+    with pytest.raises(SystemExit) as exit_:
+        main(["ship-amn", str(tiny_amn), "--out", str(tmp_path / "x"), "--check-frames", "0"])
+    assert exit_.value.code == 2 and "--check-frames must be >= 1, got '0'" in capsys.readouterr().err
+    assert not (tmp_path / "a").exists() and not (tmp_path / "x").exists()

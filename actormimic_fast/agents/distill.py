@@ -266,8 +266,8 @@ class ActorMimic:
         self.num_games = len(games)
         self.teacher = ExpertEnsemble([e.to(device) for e in experts.networks], legal_actions)
         # bool [G, 18], checked once here: the fused op itself reads nothing back (a legal-less row is NaN)
-        self.action_masks = ops.check_action_masks(torch.from_numpy(_masks(legal_actions)).to(device))
-        self.masks = _masks(legal_actions)[env_game_ids]                             # bool [num_envs, 18]
+        self.action_masks = ops.check_action_masks(torch.from_numpy(action_masks(legal_actions)).to(device))
+        self.masks = action_masks(legal_actions)[env_game_ids]                             # bool [num_envs, 18]
         self.device_masks = torch.from_numpy(self.masks).to(device)
         self.action_map = np.tile(np.arange(NUM_ACTIONS), (len(env_game_ids), 1))   # columns are full actions
         torch.manual_seed(cfg.seed)   # same initial weights on every process (DDP broadcasts them anyway)
@@ -400,7 +400,8 @@ class ActorMimic:
         return {**metrics, "games": self.games, "amn": self.amn.eval(), "feature_heads": self.student.feature_heads}
 
 
-def _masks(legal_actions: list) -> np.ndarray:
+def action_masks(legal_actions: list) -> np.ndarray:
+    """bool [games, 18]: row g marks game g's legal actions (an AMN's output is masked to them)."""
     masks = np.zeros((len(legal_actions), NUM_ACTIONS), bool)
     for g, legal in enumerate(legal_actions):
         masks[g, legal] = True

@@ -163,3 +163,23 @@ def check_video_options(args: argparse.Namespace) -> None:
             raise ValueError(f"{flag} must be >= 1, got {value}")
     if not args.fps > 0:
         raise ValueError(f"--fps must be > 0, got {args.fps}")
+
+
+def run_ship(args: argparse.Namespace, parser: argparse.ArgumentParser, ship) -> int:
+    """ship-expert and ship-amn: parse --check-frames and --fidelity-frames, write the folder with
+    ship(run_folder, out, dtype=, check_frames=, fidelity_frames=, note=), print its "shipped" record."""
+    from ..run.counts import parse_count
+
+    with usage_errors(parser):
+        frames = {}
+        for option, text in (("--check-frames", args.check_frames), ("--fidelity-frames", args.fidelity_frames)):
+            frames[option] = parse_count(text, option)
+            if frames[option] < 1:
+                raise ValueError(f"{option} must be >= 1, got {text!r}")
+        writable_folder(Path(args.out), "--out")
+        folder = ship(args.run_folder, args.out, dtype=args.dtype, check_frames=frames["--check-frames"],
+                      fidelity_frames=frames["--fidelity-frames"], note=args.note)
+    record = json.loads((folder / "run.json").read_text())["shipped"]
+    record.pop("settings")
+    print(json.dumps(jsonable(record)))
+    return 0

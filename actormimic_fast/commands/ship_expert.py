@@ -4,11 +4,8 @@ the checks that it plays; agents/shipping.py)."""
 from __future__ import annotations
 
 import argparse
-import json
 
-from ..files.json_values import jsonable
-from ..run.counts import parse_count
-from .common import usage_errors, writable_folder
+from .common import run_ship
 
 NAME = "ship-expert"
 
@@ -37,20 +34,6 @@ def register(subparsers) -> None:
 
 
 def run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
-    from pathlib import Path
-
     from ..agents.shipping import ship_expert
 
-    with usage_errors(parser):
-        frames = {}
-        for option, text in (("--check-frames", args.check_frames), ("--fidelity-frames", args.fidelity_frames)):
-            frames[option] = parse_count(text, option)
-            if frames[option] < 1:
-                raise ValueError(f"{option} must be >= 1, got {text!r}")
-        writable_folder(Path(args.out), "--out")
-        folder = ship_expert(args.run_folder, args.out, dtype=args.dtype, check_frames=frames["--check-frames"],
-                             fidelity_frames=frames["--fidelity-frames"], note=args.note)
-    record = json.loads((folder / "run.json").read_text())["shipped"]
-    record.pop("settings")
-    print(json.dumps(jsonable(record)))
-    return 0
+    return run_ship(args, parser, ship_expert)

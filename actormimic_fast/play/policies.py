@@ -20,13 +20,12 @@ import numpy as np
 import torch
 
 # The trainers' loaders: expert (agents/dqn.py), MDQN/MCDQN (agents/multitask_dqn.py), AMN (agents/distill.py).
-from ..agents.distill import load_amn
+from ..agents.distill import action_masks, load_amn
 from ..agents.dqn import load_expert
 from ..agents.multitask_dqn import VARIANTS as MULTITASK_KINDS
 from ..agents.multitask_dqn import load_multitask_dqn, q_values
 from ..files.checkpoint import load_checkpoint
 from ..run.evaluation import ActFn, greedy_act, masked_greedy_act
-from ..native.games import NUM_ACTIONS
 
 MULTI_GAME_KINDS = ("amn", *MULTITASK_KINDS)
 
@@ -39,13 +38,6 @@ class Policy:
     games: tuple[str, ...]
     action_masks: np.ndarray    # bool [num_games, 18]: the checkpoint's legal actions per game
     act: ActFn                  # act(uint8 obs [n, 4, 84, 84], int64 game ids [n]) -> full-set actions [n]
-
-
-def _masks(actions_per_game: Sequence[Sequence[int]]) -> np.ndarray:
-    masks = np.zeros((len(actions_per_game), NUM_ACTIONS), bool)
-    for g, legal in enumerate(actions_per_game):
-        masks[g, list(legal)] = True
-    return masks
 
 
 def _experts_act(networks: list[torch.nn.Module], metas: list[dict], device) -> ActFn:
@@ -87,19 +79,19 @@ def load_policy(paths: Sequence[str | os.PathLike], device: str | torch.device =
         path, kind = multi[0]
         if kind == "amn":
             network, meta = load_amn(path, device)
-            act = masked_greedy_act(network, _masks(meta["actions"]), device)
+            act = masked_greedy_act(network, action_masks(meta["actions"]), device)
         else:
             network, meta = load_multitask_dqn(path, device=device)
-            act = masked_greedy_act(network, _masks(meta["actions"]), device,
+            act = masked_greedy_act(network, action_masks(meta["actions"]), device,
                                     forward=lambda obs, ids: q_values(network, obs, ids))
-        return Policy(kind, tuple(meta["games"]), _masks(meta["actions"]), act)
+        return Policy(kind, tuple(meta["games"]), action_masks(meta["actions"]), act)
     loaded = [load_expert(p, device=device) for p in paths]
     games = [meta["game"] for _, meta in loaded]
     repeated = sorted({g for g in games if games.count(g) > 1})
     if repeated:
         raise ValueError(f"checkpoints: experts must be for different games, got {repeated} more than once in {paths}")
     networks, metas = [n for n, _ in loaded], [m for _, m in loaded]
-    return Policy("experts", tuple(games), _masks([m["actions"] for m in metas]), _experts_act(networks, metas, device))
+    return Policy("experts", tuple(games), action_masks([m["actions"] for m in metas]), _experts_act(networks, metas, device))
 
 
 def check_pool_matches(policy: Policy, pool_masks: np.ndarray) -> None:
