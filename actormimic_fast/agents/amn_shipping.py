@@ -35,7 +35,7 @@ from ..models.networks import build_network
 from ..run.evaluation import evaluate
 from .distill import action_masks
 from .dqn import load_expert
-from .shipping import LOGS, WEIGHT_DTYPES, _read_csv, _test_summary, _to_16_bits
+from .shipping import LOGS, WEIGHT_DTYPES, _read_csv, read_shipped, _test_summary, _to_16_bits
 
 AMN_FILE = "amn.pt"
 THRESHOLD_MARGIN = 0.05     # the CI check's slack below the agreement measured when shipping (another CPU's
@@ -105,11 +105,7 @@ def ship_amn(run_folder: str | Path, out: str | Path, *, dtype: str = "float16",
 
 def read_shipped_amn(folder: str | Path) -> dict:
     """The "shipped" record of a shipped-AMN folder; ValueError naming the folder when it is not one."""
-    folder = Path(folder)
-    info = read_run_info(folder)
-    if "shipped" not in info or not (folder / AMN_FILE).is_file():
-        raise ValueError(f"{str(folder)!r} is not a shipped AMN (no {AMN_FILE} or no 'shipped' in {RUN_INFO})")
-    return info["shipped"]
+    return read_shipped(folder, AMN_FILE, "AMN")
 
 
 @torch.no_grad()

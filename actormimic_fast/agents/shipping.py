@@ -112,12 +112,13 @@ def ship_expert(run_folder: str | Path, out: str | Path, *, dtype: str = "float1
     return out
 
 
-def read_shipped(folder: str | Path) -> dict:
-    """The "shipped" record of a shipped-expert folder; ValueError naming the folder when it is not one."""
+def read_shipped(folder: str | Path, weights: str = EXPERT_FILE, what: str = "expert") -> dict:
+    """The "shipped" record of a shipped-expert folder (or, with weights="amn.pt", a shipped AMN's);
+    ValueError naming the folder when it is not one."""
     folder = Path(folder)
     info = read_run_info(folder)
-    if "shipped" not in info or not (folder / EXPERT_FILE).is_file():
-        raise ValueError(f"{str(folder)!r} is not a shipped expert (no {EXPERT_FILE} or no 'shipped' in {RUN_INFO})")
+    if "shipped" not in info or not (folder / weights).is_file():
+        raise ValueError(f"{str(folder)!r} is not a shipped {what} (no {weights} or no 'shipped' in {RUN_INFO})")
     return info["shipped"]
 
 
