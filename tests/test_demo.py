@@ -5,6 +5,7 @@ import sys
 
 from PIL import Image
 
+from actormimic_fast.agents.amn_shipping import ship_amn
 from actormimic_fast.apps.demo import BUDGETS, SHIPPED_EXPERTS, VIDEO, shipped_experts
 from actormimic_fast.files.run_info import read_run_info
 from actormimic_fast.files.run_logs import read_csv
@@ -37,6 +38,13 @@ def test_quick_demo_distils_the_shipped_experts_end_to_end(tmp_path):
         Image.open(png).verify()
     gif = Image.open(out / VIDEO)       # one tile per game, a frame per 2 agent steps
     assert gif.n_frames == BUDGETS["quick"].video_frames // 4 // 2 and gif.size[0] >= 2 * 160
+
+    shipped = ship_amn(out / "amn", tmp_path / "shipped_amn", check_frames=200, fidelity_frames=200)
+    proc = subprocess.run([sys.executable, "-m", "actormimic_fast.apps.demo", "--quick", "--no-progress", "--out",
+                           str(tmp_path / "again"), "--amn", str(shipped)], capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "Next to it, the shipped AMN" in proc.stdout
+    assert (tmp_path / "again" / "shipped_amn_report" / "table1.md").read_text() in proc.stdout
 
 
 def test_demo_rejects_a_file_as_output_and_a_folder_without_experts(tmp_path):

@@ -5,7 +5,8 @@
 1. distils the shipped experts (experts/table1/<game>/expert.pt: PQN experts trained on a 2-core CPU, scores in
    the README) into one multitask Actor-Mimic Network (distill, the paper's settings), testing the AMN after
    each epoch, and every expert once, on the same frame budget, with the AMN's policy agreement,
-2. writes the report (report): Table 1 as Markdown and CSV, printed, and the learning curves as PNG,
+2. writes the report (report): Table 1 as Markdown and CSV, printed, and the learning curves as PNG; then
+   the shipped AMN's own Table 1 (experts/amn, ship-amn: the full run), when one is shipped,
 3. films the distilled AMN playing every game at once (play): one grid GIF, a tile per game.
 
 The budget is about 1/150 of the paper's 25M frames per game, so the AMN is far from its experts' play; what
@@ -25,6 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 SHIPPED_EXPERTS = Path(__file__).resolve().parents[2] / "experts" / "table1"    # in a clone of the repository
+SHIPPED_AMN = SHIPPED_EXPERTS.parent / "amn"                                    # ship-amn's, when there is one
 VIDEO = "amn_playing.gif"
 
 
@@ -79,8 +81,11 @@ def distill_config(experts: list[Path], budget: DemoBudget, out: Path, progress:
                          device="cpu", progress=progress, tensorboard=False)
 
 
-def run_demo(out: Path, budget: DemoBudget, experts_folder: Path = SHIPPED_EXPERTS, progress: bool = True) -> str:
-    """Distillation of the shipped experts, report, grid video; returns Table 1's Markdown. Output under out/."""
+def run_demo(out: Path, budget: DemoBudget, experts_folder: Path = SHIPPED_EXPERTS, progress: bool = True,
+             shipped_amn: Path = SHIPPED_AMN) -> str:
+    """Distillation of the shipped experts, report (and the shipped AMN's, when shipped_amn holds one), grid
+    video; returns Table 1's Markdown. Output under out/."""
+    from ..agents.amn_shipping import AMN_FILE
     from ..agents.distill import distill
     from ..agents.shipping import read_shipped
     from ..cli import main as cli
@@ -110,6 +115,13 @@ def run_demo(out: Path, budget: DemoBudget, experts_folder: Path = SHIPPED_EXPER
     markdown, files = write_report(load_runs([out / "amn"]), out / "report")
     print(markdown, end="")
     print("Wrote " + ", ".join(str(f) for f in files))
+    if (shipped_amn / AMN_FILE).is_file():
+        shipped_markdown, files = write_report(load_runs([shipped_amn]), out / "shipped_amn_report")
+        print(f"\nNext to it, the shipped AMN ({shipped_amn}: the full distillation run):\n")
+        print(shipped_markdown, end="")
+        print("Wrote " + ", ".join(str(f) for f in files))
+    else:
+        print(f"\n(No shipped AMN at {shipped_amn} yet: its Table 1 would be printed here.)")
 
     stage(f"Step 3/3: the AMN playing every game at once, {budget.video_frames:,} frames each")
     with contextlib.redirect_stdout(io.StringIO()) as played:
@@ -130,6 +142,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--out", type=Path, default=Path("demo_out"), help="output folder (default demo_out)")
     parser.add_argument("--experts", type=Path, default=SHIPPED_EXPERTS,
                         help=f"folder of shipped experts, one sub-folder per game (default {SHIPPED_EXPERTS})")
+    parser.add_argument("--amn", type=Path, default=SHIPPED_AMN,
+                        help=f"a shipped AMN folder whose Table 1 is printed next to the demo's (default {SHIPPED_AMN})")
     parser.add_argument("--quick", action="store_true", default=os.environ.get("ACTORMIMIC_DEMO_QUICK") == "1",
                         help="tiny budgets (about a minute; what CI runs); also ACTORMIMIC_DEMO_QUICK=1")
     parser.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bars")
@@ -144,7 +158,7 @@ def main(argv: list[str] | None = None) -> None:
     print(f"Actor-Mimic demo on {', '.join(games)}: distillation of the shipped experts into one AMN "
           f"({budget.frames_per_game(len(games)):,} frames per game), per-game tests, the report and a video, "
           f"into {args.out}/. About {budget.minutes} min on 2 CPU cores.", flush=True)
-    run_demo(args.out, budget, args.experts, progress=args.progress)
+    run_demo(args.out, budget, args.experts, progress=args.progress, shipped_amn=args.amn)
 
 
 if __name__ == "__main__":
