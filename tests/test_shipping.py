@@ -78,6 +78,8 @@ def test_a_run_started_from_a_shipped_expert_ships_with_that_experts_frames_hour
     train_pqn_expert(PQNConfig(frames_per_game=1_600, init=str(first), out=str(again), **values))
     assert (again / "init" / "test.csv").read_text() == (first / "test.csv").read_text()
     shutil.rmtree(first)                       # the in-progress folder may be gone by the time this one ships
+    with open(again / "progress.csv", "a") as f:    # killed after its last checkpoint: a row the weights never saw
+        f.write("1700,99999,1,0.01,0,0,0,0\n")
     second = ship_expert(again, tmp_path / "second", check_frames=400, random_seeds=1, fidelity_frames=400)
 
     shipped = read_shipped(second)
@@ -99,7 +101,8 @@ def test_a_run_started_from_a_shipped_expert_ships_with_that_experts_frames_hour
     with open(again / "progress.csv", newline="") as f:
         own_progress = list(csv.DictReader(f))
     assert frames == sorted(frames) and walls == sorted(walls)
-    assert len(progress) > len(own_progress) and frames[-1] == 3_200 + int(own_progress[-1]["frames"])
+    assert own_progress[-1]["frames"] == "1700" and 3_200 + 1_700 not in frames     # cut at the checkpoint
+    assert frames[-1] == 3_200 + int(own_progress[-2]["frames"]) and max(walls) < 99_999
     markdown, _ = write_report(load_runs([second]), tmp_path / "report")
     assert "| pong |" in markdown
 

@@ -86,7 +86,7 @@ def ship_expert(run_folder: str | Path, out: str | Path, *, dtype: str = "float1
     init = _init_record(run_folder)
     earlier_frames, earlier_wall_s = (init["frames"], init["wall_s"]) if init else (0, 0.0)
     frames, wall_s = int(counters["frames"]), float(counters.get("wall_s", math.nan))
-    logs = {log: _continued_log(run_folder, log, init) for log in LOGS}
+    logs = {log: _continued_log(run_folder, log, init, up_to=frames) for log in LOGS}
 
     frame_skip, seed = int(config.get("frame_skip", 4)), int(config.get("seed", 0))
     env = dict(frame_skip=frame_skip, noop_max=int(config.get("noop_max", 30)),
@@ -204,10 +204,12 @@ def _init_record(run_folder: Path) -> dict | None:
             "shipped": {k: v for k, v in shipped.items() if k != "settings"}, "segments": info.get("segments", [])}
 
 
-def _continued_log(run_folder: Path, log: str, init: dict | None) -> tuple[list[str], list[dict]]:
-    """The fields and rows of run_folder's log, after the init expert's when there is one: the run's frames,
-    epochs and wall_s go on from the init's (module docstring)."""
+def _continued_log(run_folder: Path, log: str, init: dict | None, up_to: int) -> tuple[list[str], list[dict]]:
+    """The fields and rows of run_folder's log up to the checkpoint's frames `up_to` (a run killed after its
+    last checkpoint logged rows the shipped weights never saw), after the init expert's when there is one:
+    the run's frames, epochs and wall_s go on from the init's (module docstring)."""
     fields, rows = _read_csv(run_folder / log)
+    rows = [r for r in rows if not r.get("frames") or int(float(r["frames"])) <= up_to]
     if init is None or not (run_folder / INIT_FOLDER / log).is_file():
         return fields, rows
     earlier_fields, earlier = _read_csv(run_folder / INIT_FOLDER / log)
