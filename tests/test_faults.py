@@ -78,3 +78,20 @@ def test_a_kill_during_a_checkpoint_write_loses_nothing_and_leaves_no_partial_fi
     summary = cli_summary(*ARGS, "--out", out, "--frames", "4000", "--resume", "--save-replay")
     assert summary["frames"] >= 4_000 and not partial()                        # stale partial files removed
     assert load_checkpoint(out / "checkpoint.pt")["counters"]["frames"] == summary["frames"]
+
+
+def test_sigterm_stops_the_run_at_its_next_progress_row_with_a_checkpoint_and_resume_finishes(tmp_path):
+    """kill <pid> (SIGTERM, what a session's end or a scheduler sends) loses nothing: the run writes a checkpoint
+    where it stopped, exits cleanly, and --resume goes on from there to the end."""
+    out = tmp_path / "run"
+    proc = start(out, "--frames", "1M")
+    wait_until(proc, lambda: last_progress_frames(out) >= 800)
+    proc.send_signal(signal.SIGTERM)
+    stdout, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 0, stderr
+    assert "SIGTERM: stopping at" in stderr and "--resume continues" in stderr
+    stopped = load_checkpoint(out / "checkpoint.pt")["counters"]["frames"]
+    assert 800 <= stopped < 1_000_000
+    assert stopped == max(int(r["frames"]) for r in read_csv(out / "progress.csv"))   # at its last progress row
+    summary = cli_summary(*ARGS, "--frames", str(stopped + 1_600), "--out", str(out), "--resume")
+    assert summary["frames"] >= stopped + 1_600 and summary["resumes"] == 1

@@ -35,6 +35,7 @@ from __future__ import annotations
 import collections
 import contextlib
 import math
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -54,6 +55,7 @@ from .acting import ActorWeights
 from .context import RunContext
 from .learner import Learner, Learns
 from .precision import precision_record
+from .stop_signal import StopRequest
 
 class TrainingDiverged(RuntimeError):
     """The loss or the weights stopped being finite; the last checkpoint written before is kept."""
@@ -234,6 +236,7 @@ class RunLoop:
                                               progress=run.cfg.progress, description=output.description,
                                               resume_at=resume_at))
         actor_stream = torch.cuda.Stream(device) if device.type == "cuda" and not self.lockstep else None
+        self.stop_request = StopRequest().install()     # SIGTERM: checkpoint at the next progress row, return
         try:
             with torch.cuda.stream(actor_stream) if actor_stream is not None else contextlib.nullcontext():
                 self.learner.start()
@@ -243,6 +246,7 @@ class RunLoop:
                 if run.lead:
                     self._checkpoint()
         finally:
+            self.stop_request.uninstall()
             self.learner.stop()
             for logger in self.loggers:
                 logger.close()
@@ -336,6 +340,10 @@ class RunLoop:
             if frames >= next_log:
                 self._progress_rows(frames)
                 next_log = frames + schedule.log_every
+                if not run_all_agree(run, not self.stop_request.requested):     # any process got SIGTERM
+                    print(f"SIGTERM: stopping at {frames:,} frames with a checkpoint (--resume continues)",
+                          file=sys.stderr, flush=True)
+                    break
             if frames >= next_checkpoint:
                 if run.lead:
                     learner.drain()
