@@ -9,7 +9,7 @@
    the shipped AMN's own Table 1 (experts/amn, ship-amn: the full run), when one is shipped,
 3. films the distilled AMN playing every game at once (play): one grid GIF, a tile per game.
 
-The budget is about 1/150 of the paper's 25M frames per game, so the AMN is far from its experts' play; what
+The budget is 1/80 to 1/330 of the paper's 25M frames per game (2 to 8 experts), so the AMN is far from its experts' play; what
 the demo shows is the AMN learning to act like experts that do play (the agreement column), on every game at
 once. ``--quick`` (or ACTORMIMIC_DEMO_QUICK=1) shrinks every budget so the suite can run the demo in CI.
 """
@@ -49,9 +49,9 @@ class DemoBudget:
 
 BUDGETS = {
     "default": DemoBudget(distill_frames=600_000, distill_learning_starts=2_000, epochs=3, test_frames=20_000,
-                          video_frames=4_000, minutes="9-14 (2-8 games)"),
+                          video_frames=4_000, minutes="9-14 min (2-8 games)"),
     "quick": DemoBudget(distill_frames=6_000, distill_learning_starts=100, epochs=2, test_frames=500,
-                        video_frames=200, minutes="1"),
+                        video_frames=200, minutes="1 min"),
 }
 
 
@@ -157,7 +157,7 @@ def main(argv: list[str] | None = None) -> None:
     budget = BUDGETS["quick" if args.quick else "default"]
     print(f"Actor-Mimic demo on {', '.join(games)}: distillation of the shipped experts into one AMN "
           f"({budget.frames_per_game(len(games)):,} frames per game), per-game tests, the report and a video, "
-          f"into {args.out}/. About {budget.minutes} min on 2 CPU cores.", flush=True)
+          f"into {args.out}/. About {budget.minutes} on 2 CPU cores.", flush=True)
     run_demo(args.out, budget, args.experts, progress=args.progress, shipped_amn=args.amn)
 
 
