@@ -28,14 +28,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..files.checkpoint import CHECKPOINT_NAME, load_checkpoint, restore, save_checkpoint
+from ..files.checkpoint import restore, save_checkpoint
 from ..files.provenance import command_line, machine, source_commit, utc_now
 from ..files.run_info import RUN_INFO, read_run_info
 from ..models.networks import build_network
 from ..run.evaluation import evaluate
 from .distill import action_masks
 from .dqn import load_expert
-from .shipping import LOGS, WEIGHT_DTYPES, _read_csv, read_shipped, _test_summary, _to_16_bits
+from .shipping import LOGS, WEIGHT_DTYPES, _read_csv, _test_summary, _to_16_bits, read_run_to_ship, read_shipped
 
 AMN_FILE = "amn.pt"
 THRESHOLD_MARGIN = 0.05     # the CI check's slack below the agreement measured when shipping (another CPU's
@@ -46,19 +46,10 @@ def ship_amn(run_folder: str | Path, out: str | Path, *, dtype: str = "float16",
              fidelity_frames: int = 4_000, note: str | None = None) -> Path:
     """Write the shipped-AMN folder `out` from the distillation run in run_folder; returns out. ValueError,
     naming the argument, for a run that is not an AMN's, an expert file that is gone, or bad settings."""
-    if dtype not in WEIGHT_DTYPES:
-        raise ValueError(f"dtype must be one of {sorted(WEIGHT_DTYPES)}, got {dtype!r}")
-    for name, value in (("check_frames", check_frames), ("fidelity_frames", fidelity_frames)):
-        if not isinstance(value, int) or value < 1:
-            raise ValueError(f"{name} must be an int >= 1, got {value!r}")
     run_folder, out = Path(run_folder).expanduser(), Path(out)
-    checkpoint = run_folder / CHECKPOINT_NAME
-    payload = load_checkpoint(checkpoint, expect={"kind": "amn"}, require=("online", "counters", "config"))
+    checkpoint, payload, info = read_run_to_ship(run_folder, "amn", dtype, check_frames=check_frames,
+                                                 fidelity_frames=fidelity_frames)
     meta, config, counters = payload["meta"], payload["config"], payload["counters"]
-    info = read_run_info(run_folder)
-    for log in LOGS:
-        if not (run_folder / log).is_file():
-            raise ValueError(f"run_folder {str(run_folder)!r} has no {log}: ship a run that finished a test epoch")
     games, masks = list(meta["games"]), action_masks(meta["actions"])
     expert_paths = dict(zip(games, [p for p in str(config.get("experts", "")).split(",") if p]))
 

@@ -61,20 +61,10 @@ def ship_expert(run_folder: str | Path, out: str | Path, *, dtype: str = "float1
     """Write the shipped-expert folder `out` from the expert run in run_folder (its checkpoint.pt, run.json,
     test.csv and progress.csv); returns out. ValueError, naming the argument, for a run that is not an expert,
     a weight that 16 bits cannot hold, or bad settings."""
-    if dtype not in WEIGHT_DTYPES:
-        raise ValueError(f"dtype must be one of {sorted(WEIGHT_DTYPES)}, got {dtype!r}")
-    for name, value in (("check_frames", check_frames), ("random_seeds", random_seeds),
-                        ("fidelity_frames", fidelity_frames)):
-        if not isinstance(value, int) or value < 1:
-            raise ValueError(f"{name} must be an int >= 1, got {value!r}")
     run_folder, out = Path(run_folder).expanduser(), Path(out)
-    checkpoint = run_folder / CHECKPOINT_NAME
-    payload = load_checkpoint(checkpoint, expect={"kind": "expert"}, require=("online", "counters", "config"))
+    checkpoint, payload, info = read_run_to_ship(run_folder, "expert", dtype, check_frames=check_frames,
+                                                 random_seeds=random_seeds, fidelity_frames=fidelity_frames)
     meta, config, counters = payload["meta"], payload["config"], payload["counters"]
-    info = read_run_info(run_folder)
-    for log in LOGS:
-        if not (run_folder / log).is_file():
-            raise ValueError(f"run_folder {str(run_folder)!r} has no {log}: ship a run that finished a test epoch")
     game, legal = meta["game"], meta["actions"]
 
     weights = _to_16_bits(payload["online"], WEIGHT_DTYPES[dtype], checkpoint)
@@ -110,6 +100,24 @@ def ship_expert(run_folder: str | Path, out: str | Path, *, dtype: str = "float1
         _write_csv(out / log, fields, rows)
     (out / RUN_INFO).write_text(json.dumps({**info, "shipped": record}, indent=2, sort_keys=True) + "\n")
     return out
+
+
+def read_run_to_ship(run_folder: Path, kind: str, dtype: str, **counts: int) -> tuple[Path, dict, dict]:
+    """The checkpoint path, checkpoint and run.json of a run folder about to be shipped (ship_expert, ship_amn);
+    ValueError naming the argument for a dtype or count (>= 1) out of range, a checkpoint of another kind or a
+    run without its logs."""
+    if dtype not in WEIGHT_DTYPES:
+        raise ValueError(f"dtype must be one of {sorted(WEIGHT_DTYPES)}, got {dtype!r}")
+    for name, value in counts.items():
+        if not isinstance(value, int) or value < 1:
+            raise ValueError(f"{name} must be an int >= 1, got {value!r}")
+    checkpoint = run_folder / CHECKPOINT_NAME
+    payload = load_checkpoint(checkpoint, expect={"kind": kind}, require=("online", "counters", "config"))
+    info = read_run_info(run_folder)
+    for log in LOGS:
+        if not (run_folder / log).is_file():
+            raise ValueError(f"run_folder {str(run_folder)!r} has no {log}: ship a run that finished a test epoch")
+    return checkpoint, payload, info
 
 
 def read_shipped(folder: str | Path, weights: str = EXPERT_FILE, what: str = "expert") -> dict:
