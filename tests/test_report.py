@@ -262,7 +262,7 @@ def test_expert_runs_alone_make_the_experts_table_and_curves(runs, tmp_path):
     markdown, files = write_report(load_runs([runs["expert_pong"], runs["expert_breakout"]]), tmp_path / "out")
     assert "## Experts (test reward)" in markdown
     assert {f.name for f in files} == {"experts.md", "experts.csv", "expert_pong.png", "expert_breakout.png",
-                                       "experts.png"}
+                                       "experts.png", "epochs_expert_pong.md", "epochs_expert_breakout.md"}
     rows = {r["game"]: r for r in read_csv(tmp_path / "out" / "experts.csv")}
     curve = load_run(runs["expert_pong"]).curve("pong")
     last = curve.mean[-3:]
@@ -306,3 +306,22 @@ def test_cli_errors(args, message, runs, tmp_path, capsys):
         main(["report", *[a.format(**folders) for a in args], "--out", str(tmp_path / "out")])
     assert exit_info.value.code == 2 and message in capsys.readouterr().err
     assert not (tmp_path / "out").exists()
+
+
+def test_epochs_table_has_each_test_epoch_with_its_wall_clock(runs, tmp_path):
+    # progress.csv: 60 s per 250k frames, so the epoch at 500k frames ends 2.0 minutes in (interpolated)
+    with open(runs["expert_breakout"] / "progress.csv", "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["frames", "wall_s"])
+        writer.writerows([(250_000 * k, 60.0 * k) for k in (1, 3)])
+    _, files = write_report(load_runs([runs["expert_breakout"], runs["expert_pong"]]), tmp_path / "out")
+    text = (tmp_path / "out" / "epochs_expert_breakout.md").read_text()
+    assert text.splitlines()[4:] == ["| 1 | 0.25M | 1.0 | 10 | 15 | 3 |", "| 2 | 0.5M | 2.0 | 20 | 25 | 3 |",
+                                     "| 3 | 0.75M | 3.0 | 30 | 35 | 3 |"]
+    pong = (tmp_path / "out" / "epochs_expert_pong.md").read_text().splitlines()
+    assert "| 11 | 2.75M |  |  |  | 0 |" in pong and "| 3 | 0.75M |  | 3 | 40 | 3 |" in pong   # no progress.csv
+    # two runs whose folders share a name both get their table
+    twin = write_run(tmp_path / "other" / "expert_breakout", "expert", ["breakout"],
+                     [epoch_row(1, "breakout", "dqn", 1.0, 2.0)])
+    _, files = write_report(load_runs([runs["expert_breakout"], twin]), tmp_path / "out2")
+    assert {"epochs_expert_breakout.md", "epochs_expert_breakout_2.md"} <= {f.name for f in files}

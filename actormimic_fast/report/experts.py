@@ -4,6 +4,7 @@
     text = experts_markdown(rows)
     paths = plot_expert_curves(runs, out)           # expert_<game>.png: test mean vs frames and vs hours,
                                                     # experts.png: every game's curve in one grid
+    text = expert_epochs_markdown(run)              # epochs_<run>.md: one line per test epoch, with wall-clock
 
 A shipped expert's folder (ship-expert) is an expert run too; its table row adds the random play measured when
 it was shipped. Every row shows published random play and the paper's expert DQN beside it.
@@ -96,6 +97,21 @@ def experts_markdown(rows: list[ExpertRow]) -> str:
         lines.append("| " + " | ".join(cells) + " |")
     lines += ["", f"Test epochs on the paper's protocol (epsilon 0.05); hours are each run's wall-clock at its last "
                   f"test epoch (test epochs and checkpoints included)."]
+    return "\n".join(lines) + "\n"
+
+
+def expert_epochs_markdown(run: Run) -> str:
+    """The run's test epochs as a Markdown table (what benchmarks/RESULTS.md shows for each learning run)."""
+    game = run.games[0]
+    curve = run.curve(game)
+    minutes = wall_hours(run, curve.frames.astype(float)) * 60
+    lines = [f"## {game}: test epochs of {run.label} ({run.info.get('algorithm', 'dqn')})", "",
+             "| test epoch | frames | wall-clock (min) | test mean | test max | episodes |", "|---|---|---|---|---|---|"]
+    for epoch, frames, minute, mean, top, episodes in zip(curve.epoch, curve.frames, minutes, curve.mean, curve.max,
+                                                          curve.episodes):
+        cells = [str(epoch), f"{frames / 1e6:.3g}M", f"{minute:.1f}" if math.isfinite(minute) else "",
+                 format_number(mean), format_number(top), format_number(episodes)]
+        lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
 

@@ -30,6 +30,7 @@ class Curve:
     mean: np.ndarray
     max: np.ndarray
     agreement: np.ndarray
+    episodes: np.ndarray       # finished test episodes per epoch (the mean and max are over these)
 
 
 @dataclass
@@ -111,7 +112,7 @@ def _read_curves(path: Path) -> dict[tuple[str, str], Curve]:
         for line, row in enumerate(csv.DictReader(f), start=2):
             try:
                 values = (int(row["epoch"]), int(row["frames"]), _number(row["mean"]), _number(row["max"]),
-                          _number(row.get("agreement")))
+                          _number(row.get("agreement")), _number(row.get("episodes")))
                 key = (row["game"], row["policy"])
             except (KeyError, TypeError, ValueError) as exc:
                 raise ValueError(f"{str(path)!r} line {line} is not a test row ({type(exc).__name__}: {exc}): "
@@ -121,9 +122,9 @@ def _read_curves(path: Path) -> dict[tuple[str, str], Curve]:
     curves = {}
     for key, by_epoch in rows.items():
         columns = zip(*(by_epoch[e] for e in sorted(by_epoch)))
-        epoch, frames, mean, top, agreement = (np.array(c) for c in columns)
+        epoch, frames, mean, top, agreement, episodes = (np.array(c) for c in columns)
         curves[key] = Curve(epoch=epoch, frames=frames, mean=mean.astype(float), max=top.astype(float),
-                            agreement=agreement.astype(float))
+                            agreement=agreement.astype(float), episodes=episodes.astype(float))
     return curves
 
 

@@ -6,7 +6,8 @@ import csv
 import math
 from pathlib import Path
 
-from .experts import ExpertRow, expert_rows, experts_markdown, plot_expert_curves, plot_experts_grid
+from .experts import (ExpertRow, expert_epochs_markdown, expert_rows, experts_markdown, plot_expert_curves,
+                      plot_experts_grid)
 from .markdown import table1_markdown, table2_markdown
 from .runs import TRANSFER_INITS, Run
 from .tables import PAPER_AMN_DQN_PERCENT, Table1Row, table1, table2
@@ -57,6 +58,15 @@ def write_report(runs: list[Run], out: str | Path, *, last: int = 10, every: int
         write_csv(out / "experts.csv", list(ExpertRow.__dataclass_fields__), [vars(r) for r in expert_table])
         markdown.append(text)
         files += [out / "experts.md", out / "experts.csv"]
+        for run in (r for r in runs if r.kind == "expert" and r.curve(r.games[0]) is not None):
+            name = figures._file_safe(run.label)
+            path = out / f"epochs_{name}.md"
+            for n in range(2, len(runs) + 2):             # two runs' folders may share a name: keep both
+                if path not in files:
+                    break
+                path = out / f"epochs_{name}_{n}.md"
+            path.write_text(expert_epochs_markdown(run))
+            files.append(path)
         files += [*plot_expert_curves(runs, out), plot_experts_grid(runs, expert_table, out)]
     return "\n".join(markdown), files
 
