@@ -61,8 +61,9 @@ def evaluate(act: ActFn, games: Sequence[str] | None = None, *, frames_per_game:
         own stream, so a game's result does not depend on which other games share the pool).
     pool: play in this pool (reset first) instead of building one from games/envs_per_game/seed/...;
         frame_skip must then be the pool's.
-    With several envs per game, every episode that completes within the budget counts (short episodes
-    are then slightly over-represented, as with any fixed frame budget).
+    With several envs per game, every episode that completes within the budget counts; each env plays a
+    window of frames_per_game / envs_per_game frames, so episodes longer than that never count and short ones
+    are over-represented (a lot in games whose good episodes are long, e.g. Atlantis: docs/training-core.md).
     on_frame: called with (obs, done) after every step (for recording videos).
     """
     if (frames_per_game is None) == (episodes_per_game is None):
